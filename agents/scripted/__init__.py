@@ -1,0 +1,1 @@
+"""Scripted solvers: one per env, reading only the observations."""

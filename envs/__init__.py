@@ -1,0 +1,74 @@
+"""Multi-turn text environments with verifiable rewards (torch-free).
+
+Every env id is registered here, in one place, with a lazy entry point, the way Gymnasium
+registers its own. ``import rlvr`` calls :func:`register_envs`; ``gym.register_envs(rlvr)``
+is the Gymnasium 1.x idiom that keeps linters from flagging the import as unused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from rlvr.envs.core import TextEnv, dialogue_from, extend_dialogue, parse_difficulty
+from rlvr.envs.curriculum import AdaptiveDifficulty, CurriculumState
+from rlvr.envs.spaces import UnicodeText
+from rlvr.envs.types import Message, Outcome, Reply, Task, Transcript, Turn
+from rlvr.envs.wrappers import Policy, RecordTranscript, TurnLimit, outcome_from_info, play
+
+ENV_SPECS: dict[str, dict[str, Any]] = {
+    "rlvr/Math-v0": {
+        "entry_point": "rlvr.envs.math.env:MathEnv",
+        "summary": "Math problems generated with sympy (or JSONL); \\boxed{} answers "
+        "checked symbolically; retries with feedback up to max_turns.",
+    },
+}
+"""Every registered env: its entry point and a one-line summary (``rlvr envs`` prints it)."""
+
+
+def register_envs() -> None:
+    """Register every ``rlvr/...`` id with Gymnasium; calling it again is a no-op."""
+    for env_id, spec in ENV_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=spec["entry_point"], disable_env_checker=True)
+
+
+def __getattr__(name: str) -> Any:
+    # The checker imports gymnasium's env_checker, which is slow-ish; load it on first use.
+    if name == "check_env":
+        from rlvr.envs.checker import check_env
+
+        return check_env
+    if name in ("CheckReport", "EnvCheckError"):
+        from rlvr.envs import checker
+
+        return getattr(checker, name)
+    raise AttributeError(f"module 'rlvr.envs' has no attribute {name!r}")
+
+
+__all__ = [
+    "ENV_SPECS",
+    "AdaptiveDifficulty",
+    "CheckReport",
+    "EnvCheckError",
+    "CurriculumState",
+    "Message",
+    "Outcome",
+    "Policy",
+    "RecordTranscript",
+    "Reply",
+    "Task",
+    "TextEnv",
+    "Transcript",
+    "Turn",
+    "TurnLimit",
+    "UnicodeText",
+    "check_env",
+    "dialogue_from",
+    "extend_dialogue",
+    "outcome_from_info",
+    "parse_difficulty",
+    "play",
+    "register_envs",
+]

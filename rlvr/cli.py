@@ -1,0 +1,206 @@
+"""The ``rlvr`` command line: ``envs``, ``check`` and ``eval``.
+
+Errors a user can cause (bad arguments, unknown env ids, unreadable datasets) print one line
+``rlvr: error: ...`` and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import gymnasium as gym
+import yaml
+
+import rlvr
+from rlvr.envs import ENV_SPECS
+
+
+class UserError(Exception):
+    """An error in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _env_kwargs(pairs: Sequence[str], dataset: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UserError(f"--env-arg expects KEY=VALUE, got {pair!r}")
+        kwargs[key] = yaml.safe_load(value)
+    if dataset is not None:
+        kwargs["dataset"] = dataset
+    return kwargs
+
+
+def _resolve_env_id(text: str) -> str:
+    """``ID`` or ``module:ID`` (the module registers the id when imported), as Gymnasium has it."""
+    module, sep, env_id = text.rpartition(":")
+    if sep:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise UserError(f"cannot import {module!r} for {env_id!r}: {error}") from None
+    return env_id
+
+
+def _make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env[str, str]:
+    if env_id not in gym.registry:
+        known = ", ".join(sorted(i for i in gym.registry if i.startswith("rlvr/")))
+        raise UserError(f"unknown env id {env_id!r}; registered rlvr envs: {known}")
+    try:
+        return gym.make(env_id, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"cannot make {env_id}: {error}") from None
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    width = max(len(env_id) for env_id in ENV_SPECS)
+    for env_id, spec in ENV_SPECS.items():
+        print(f"{env_id:<{width}}  {spec['summary']}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rlvr.agents import load_agent
+    from rlvr.envs.checker import check_env
+
+    kwargs = _env_kwargs(args.env_arg, args.dataset)
+    env_id = _resolve_env_id(args.env_id)
+    env = _make_env(env_id, kwargs)
+    solver = None
+    if args.agent != "oracle":
+        solver = load_agent(args.agent, env_id=env_id)
+    report = check_env(
+        env,
+        solver=solver,
+        env_fn=lambda: gym.make(env_id, **kwargs),
+        seeds=tuple(range(args.seed, args.seed + args.episodes)),
+        raise_on_failure=False,
+    )
+    print(report.summary() if not report.ok else f"{report.env_id}: all {len(report.checks)} checks passed")
+    return 0 if report.ok else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from tqdm import tqdm
+
+    from rlvr.agents import load_agent
+    from rlvr.agents.evaluation import evaluate
+    from rlvr.agents.report import render_report
+
+    kwargs = _env_kwargs(args.env_arg, args.dataset)
+    env_id = _resolve_env_id(args.env_id)
+    _make_env(env_id, kwargs).close()  # fail fast on a bad id or kwargs
+    agent = load_agent(args.agent, env_id=env_id)
+    total = args.episodes * args.samples
+    with tqdm(total=total, desc=f"eval {env_id}", unit="ep", disable=args.quiet) as bar:
+        report = evaluate(
+            lambda: gym.make(env_id, **kwargs),
+            agent,
+            env_id=env_id,
+            episodes=args.episodes,
+            seed=args.seed,
+            samples=args.samples,
+            difficulty=args.difficulty,
+            batch_size=args.batch_size,
+            on_episode=lambda _: bar.update(1),
+        )
+    agent.close()
+    Console().print(render_report(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_json(with_records=args.records), indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rlvr", description=rlvr.__doc__.splitlines()[0] if rlvr.__doc__ else "")
+    parser.add_argument("--version", action="version", version=f"rlvr-gym {rlvr.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("envs", help="list the registered environments").set_defaults(
+        func=cmd_envs
+    )
+
+    def env_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "env_id", help="a registered id (rlvr/Math-v0) or module:ID for envs of your own"
+        )
+        sub.add_argument("--dataset", help="JSONL dataset for the env (instead of the generator)")
+        sub.add_argument(
+            "--env-arg", action="append", default=[], metavar="KEY=VALUE",
+            help="extra keyword for gym.make (repeatable; VALUE is read as YAML)",
+        )
+        sub.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+
+    check = commands.add_parser("check", help="run rlvr.envs.check_env on an env")
+    env_options(check)
+    check.add_argument("--agent", default="oracle", help="solver: 'oracle' (default) or any agent")
+    check.add_argument("--episodes", type=_positive, default=3, help="seeds per check")
+    check.set_defaults(func=cmd_check)
+
+    evaluate = commands.add_parser("eval", help="benchmark an agent on an env")
+    env_options(evaluate)
+    evaluate.add_argument(
+        "--agent", default="scripted",
+        help="scripted | random | tiny | hf:PATH_OR_ID | a model directory | http(s)://URL[#model]",
+    )
+    evaluate.add_argument("--episodes", type=_positive, default=100, help="tasks to play")
+    evaluate.add_argument("--samples", type=_positive, default=1, help="samples per task (pass@k)")
+    evaluate.add_argument("--difficulty", type=_non_negative, help="pin the difficulty level")
+    evaluate.add_argument("--batch-size", type=_positive, default=32, help="episodes in lockstep")
+    evaluate.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    evaluate.add_argument("--records", action="store_true", help="include episodes in --json")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_eval)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except UserError as error:
+        print(f"rlvr: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, gym.error.Error) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"rlvr: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlvr: interrupted", file=sys.stderr)
+        return 130

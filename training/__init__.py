@@ -1,0 +1,1 @@
+"""The trainer: rollouts, advantages, credit, losses, distillation and RELEX (torch)."""
