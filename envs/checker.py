@@ -222,7 +222,11 @@ def _replays(make: Callable[[], gym.Env[str, str]], policy: PolicyFor, seeds: An
     first, second = make(), make()
     failures = []
     for seed in seeds:
-        a, b, c = _play(first, policy, seed), _play(first, policy, seed), _play(second, policy, seed)
+        a, b, c = (
+            _play(first, policy, seed),
+            _play(first, policy, seed),
+            _play(second, policy, seed),
+        )
         if not a == b == c:
             failures.append(f"seed {seed}: replaying reset(seed) gave a different episode")
     # Without a seed, consecutive resets continue the seeded stream, in any instance.

@@ -33,8 +33,10 @@ def parse_difficulty(value: Any) -> tuple[int, int]:
         raise ValueError(f"difficulty must be an int or a (low, high) pair, got {value!r}")
     if isinstance(value, int):
         low = high = value
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         low, high = value
     else:
@@ -60,7 +62,7 @@ class TextEnv(gym.Env[str, str], ABC):
     :meth:`reject`, which answers with an explanatory observation.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gym.Env declares it
     max_observation_chars: ClassVar[int] = 1_000_000
     """Upper bound on the length of every observation."""
     max_action_chars: ClassVar[int] = 100_000
@@ -230,9 +232,11 @@ class TextEnv(gym.Env[str, str], ABC):
         if "difficulty" in options:
             low, high = parse_difficulty(options["difficulty"])
         if self.tasks:
-            pool = [t for t in self.tasks if low <= t.difficulty <= high] if (
-                "difficulty" in options
-            ) else list(self.tasks)
+            pool = (
+                [t for t in self.tasks if low <= t.difficulty <= high]
+                if ("difficulty" in options)
+                else list(self.tasks)
+            )
             if not pool:
                 raise ValueError(f"the dataset has no task at difficulty {low}..{high}")
             return pool[int(self.np_random.integers(len(pool)))]

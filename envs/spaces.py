@@ -75,4 +75,3 @@ class UnicodeText(spaces.Space[str]):
 
     def from_jsonable(self, sample_n: list[Any]) -> list[str]:
         return [str(s) for s in sample_n]
-

@@ -12,13 +12,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import gymnasium as gym
 import yaml
 
 import rlvr
 from rlvr.envs import ENV_SPECS
+
+if TYPE_CHECKING:
+    from rlvr.agents import Agent
 
 
 class UserError(Exception):
@@ -63,6 +66,15 @@ def _make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env[str, str]:
         raise UserError(f"cannot make {env_id}: {error}") from None
 
 
+def _load_agent(spec: str, env_id: str) -> Agent:
+    from rlvr.agents import load_agent
+
+    try:
+        return load_agent(spec, env_id=env_id)
+    except (ValueError, ImportError, AttributeError, TypeError) as error:
+        raise UserError(f"cannot load agent {spec!r}: {error}") from None
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     width = max(len(env_id) for env_id in ENV_SPECS)
     for env_id, spec in ENV_SPECS.items():
@@ -71,7 +83,6 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rlvr.agents import load_agent
     from rlvr.envs.checker import check_env
 
     kwargs = _env_kwargs(args.env_arg, args.dataset)
@@ -79,7 +90,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     env = _make_env(env_id, kwargs)
     solver = None
     if args.agent != "oracle":
-        solver = load_agent(args.agent, env_id=env_id)
+        solver = _load_agent(args.agent, env_id)
     report = check_env(
         env,
         solver=solver,
@@ -87,7 +98,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         seeds=tuple(range(args.seed, args.seed + args.episodes)),
         raise_on_failure=False,
     )
-    print(report.summary() if not report.ok else f"{report.env_id}: all {len(report.checks)} checks passed")
+    print(
+        report.summary()
+        if not report.ok
+        else f"{report.env_id}: all {len(report.checks)} checks passed"
+    )
     return 0 if report.ok else 1
 
 
@@ -95,14 +110,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from tqdm import tqdm
 
-    from rlvr.agents import load_agent
     from rlvr.agents.evaluation import evaluate
     from rlvr.agents.report import render_report
 
     kwargs = _env_kwargs(args.env_arg, args.dataset)
     env_id = _resolve_env_id(args.env_id)
     _make_env(env_id, kwargs).close()  # fail fast on a bad id or kwargs
-    agent = load_agent(args.agent, env_id=env_id)
+    agent = _load_agent(args.agent, env_id)
     total = args.episodes * args.samples
     with tqdm(total=total, desc=f"eval {env_id}", unit="ep", disable=args.quiet) as bar:
         report = evaluate(
@@ -130,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlvr-gym {rlvr.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("envs", help="list the registered environments").set_defaults(
-        func=cmd_envs
-    )
+    commands.add_parser("envs", help="list the registered environments").set_defaults(func=cmd_envs)
 
     def env_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -140,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--dataset", help="JSONL dataset for the env (instead of the generator)")
         sub.add_argument(
-            "--env-arg", action="append", default=[], metavar="KEY=VALUE",
+            "--env-arg",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="extra keyword for gym.make (repeatable; VALUE is read as YAML)",
         )
         sub.add_argument("--seed", type=int, default=0, help="seed of the first episode")
@@ -154,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="benchmark an agent on an env")
     env_options(evaluate)
     evaluate.add_argument(
-        "--agent", default="scripted",
+        "--agent",
+        default="scripted",
         help="scripted | random | tiny | hf:PATH_OR_ID | a model directory | http(s)://URL[#model]",
     )
     evaluate.add_argument("--episodes", type=_positive, default=100, help="tasks to play")

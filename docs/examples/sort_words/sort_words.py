@@ -21,11 +21,45 @@ from rlvr.envs import Message, Outcome, Reply, Task, TextEnv
 
 ENV_ID = "myorg/SortWords-v0"
 ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-WORDS = (
-    "apple bridge candle dolphin ember falcon garden harbor island jungle kettle lantern "
-    "meadow nectar orchid pepper quartz river saddle timber umbrella velvet willow yonder "
-    "zephyr anchor basil cobalt dune echo fable glacier hollow ivory jasper kiwi lotus"
-).split()
+WORDS = [
+    "apple",
+    "bridge",
+    "candle",
+    "dolphin",
+    "ember",
+    "falcon",
+    "garden",
+    "harbor",
+    "island",
+    "jungle",
+    "kettle",
+    "lantern",
+    "meadow",
+    "nectar",
+    "orchid",
+    "pepper",
+    "quartz",
+    "river",
+    "saddle",
+    "timber",
+    "umbrella",
+    "velvet",
+    "willow",
+    "yonder",
+    "zephyr",
+    "anchor",
+    "basil",
+    "cobalt",
+    "dune",
+    "echo",
+    "fable",
+    "glacier",
+    "hollow",
+    "ivory",
+    "jasper",
+    "kiwi",
+    "lotus",
+]
 
 
 def score_sorted(reply: str, words: Sequence[str]) -> dict[str, float]:
@@ -82,7 +116,9 @@ class SortWordsEnv(TextEnv):
             feedback=f"The sorted words are: {self.task.answer}",
             reference=self.task.answer,
         )
-        return Reply("Correct." if success else "Not sorted.", outcome.reward, True, outcome=outcome)
+        return Reply(
+            "Correct." if success else "Not sorted.", outcome.reward, True, outcome=outcome
+        )
 
     def reject(self, reason: str) -> Reply:
         return self.respond("")

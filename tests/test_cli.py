@@ -1,0 +1,102 @@
+"""The rlvr command line: envs, check, eval, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlvr.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK_EXAMPLE = "sort_words:myorg/SortWords-v0 --agent sort_words:SortWordsSolver"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_envs_lists_every_registered_env(capsys):
+    code, out, _ = run(capsys, "envs")
+    assert code == 0
+    assert out.splitlines()[0].startswith("rlvr/Math-v0 ")
+
+
+def test_eval_prints_a_table_and_writes_json(capsys, tmp_path):
+    path = tmp_path / "out" / "eval.json"
+    argv = [
+        "eval",
+        "rlvr/Math-v0",
+        "--agent",
+        "scripted",
+        "--episodes",
+        "12",
+        "--seed",
+        "3",
+        "--quiet",
+        "--json",
+    ]
+    code, out, _ = run(capsys, *argv, str(path))
+    assert code == 0
+    assert "success rate" in out and "per difficulty" in out
+    data = json.loads(path.read_text())
+    assert data["episodes"] == 12
+    assert data["success_rate"] == 1.0 and data["mean_reward"] == 1.0
+    assert set(data["per_difficulty"]) <= {"0", "1", "2", "3"}
+    assert data["ci_low"] < 1.0 == data["ci_high"]
+
+
+def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
+    path = tmp_path / "eval.json"
+    argv = "eval rlvr/Math-v0 --agent random --episodes 4 --samples 3 --difficulty 0 --quiet"
+    code, out, _ = run(capsys, *argv.split(), "--json", str(path))
+    assert code == 0 and "pass@k" in out
+    data = json.loads(path.read_text())
+    assert data["episodes"] == 12 and set(data["pass_at_k"]) == {"1", "2", "3"}
+    assert set(data["per_difficulty"]) == {"0"}
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["eval", "rlvr/Nope-v0"], "unknown env id"),
+        (["eval", "rlvr/Math-v0", "--episodes", "-3"], "must be >= 1"),
+        (["eval", "rlvr/Math-v0", "--episodes", "many"], "expected an integer"),
+        (["eval", "rlvr/Math-v0", "--agent", "nonsense"], "agent"),
+        (["eval", "rlvr/Math-v0", "--env-arg", "max_turns=0"], "max_turns"),
+        (["eval", "rlvr/Math-v0", "--env-arg", "oops"], "KEY=VALUE"),
+        (["eval", "rlvr/Math-v0", "--dataset", "/nonexistent.jsonl"], "not a file"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlvr: error:") and needle in lines[0]
+    assert "Traceback" not in err + out
+
+
+def test_check_passes_on_math(capsys):
+    code, out, _ = run(capsys, "check", "rlvr/Math-v0", "--episodes", "2")
+    assert code == 0 and "all 5 checks passed" in out
+
+
+def test_console_script_checks_an_external_domain():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "docs" / "examples" / "sort_words")}
+    result = subprocess.run(
+        [sys.executable, "-m", "rlvr", "check", *CHECK_EXAMPLE.split()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "all 5 checks passed" in result.stdout
