@@ -23,15 +23,28 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "summary": "Math problems generated with sympy (or JSONL); \\boxed{} answers "
         "checked symbolically; retries with feedback up to max_turns.",
     },
+    "rlvr/MultiHop-v0": {
+        "entry_point": "rlvr.envs.multihop.env:MultiHopEnv",
+        "summary": "Multi-hop questions over a generated knowledge graph with tiered "
+        "distractors, in a long context or through search tools.",
+        "max_episode_steps": 32,
+    },
 }
-"""Every registered env: its entry point and a one-line summary (``rlvr envs`` prints it)."""
+"""Every registered env: its entry point, a one-line summary (``rlvr envs`` prints it) and,
+for envs that do not end by themselves, a default turn budget (``max_episode_steps``, which
+truncates; ``gym.make(id, max_episode_steps=n)`` overrides it)."""
 
 
 def register_envs() -> None:
     """Register every ``rlvr/...`` id with Gymnasium; calling it again is a no-op."""
     for env_id, spec in ENV_SPECS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=spec["entry_point"], disable_env_checker=True)
+            gym.register(
+                id=env_id,
+                entry_point=spec["entry_point"],
+                max_episode_steps=spec.get("max_episode_steps"),
+                disable_env_checker=True,
+            )
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,1 @@
+"""``rlvr/MultiHop-v0``: multi-hop questions over a generated knowledge graph (see ``env``)."""
