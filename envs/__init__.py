@@ -23,6 +23,11 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "summary": "Math problems generated with sympy (or JSONL); \\boxed{} answers "
         "checked symbolically; retries with feedback up to max_turns.",
     },
+    "rlvr/RubricQA-v0": {
+        "entry_point": "rlvr.envs.rubricqa.env:RubricQAEnv",
+        "summary": "Open-ended writing tasks scored criterion by criterion by programmatic "
+        "rubrics; optional revision turn.",
+    },
     "rlvr/MultiHop-v0": {
         "entry_point": "rlvr.envs.multihop.env:MultiHopEnv",
         "summary": "Multi-hop questions over a generated knowledge graph with tiered "
