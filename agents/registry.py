@@ -28,6 +28,7 @@ from rlvr.agents.baseline import EchoAgent, RandomAgent
 
 SCRIPTED_AGENTS: dict[str, str] = {
     "rlvr/Math-v0": "rlvr.agents.scripted.math:MathSolver",
+    "rlvr/Code-v0": "rlvr.agents.scripted.code:CodeSolver",
     "rlvr/RubricQA-v0": "rlvr.agents.scripted.rubricqa:RubricQASolver",
     "rlvr/MultiHop-v0": "rlvr.agents.scripted.multihop:MultiHopSolver",
 }

@@ -23,6 +23,11 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "summary": "Math problems generated with sympy (or JSONL); \\boxed{} answers "
         "checked symbolically; retries with feedback up to max_turns.",
     },
+    "rlvr/Code-v0": {
+        "entry_point": "rlvr.envs.code.env:CodeEnv",
+        "summary": "Python functions with hidden unit tests run in a sandbox (or HumanEval); "
+        "execution feedback and revisions up to max_turns.",
+    },
     "rlvr/RubricQA-v0": {
         "entry_point": "rlvr.envs.rubricqa.env:RubricQAEnv",
         "summary": "Open-ended writing tasks scored criterion by criterion by programmatic "
