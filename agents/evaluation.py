@@ -181,17 +181,17 @@ class _Live:
     reward: float = 0.0
 
 
-def _finish(live: _Live, truncated: bool, info: dict[str, Any]) -> EpisodeRecord:
+def _finish(live: _Live, terminated: bool, info: dict[str, Any]) -> EpisodeRecord:
     return EpisodeRecord(
         task_id=str(live.info.get("task_id", "")),
         task_index=live.task_index,
         sample=live.sample,
         difficulty=int(live.info.get("difficulty", 0)),
         family=str(live.info.get("family", "")),
-        success=bool(info.get("success", False)) and not truncated,
+        success=terminated and bool(info.get("success", False)),
         reward=live.reward,
         turns=live.turns,
-        truncated=truncated,
+        truncated=not terminated,
         reply_chars=live.reply_chars,
         verification=str(info.get("verification", "")),
     )
@@ -236,7 +236,7 @@ def evaluate(
                 episode.reward += float(reward)
                 truncated = truncated or (not terminated and episode.turns >= max_turns)
                 if terminated or truncated:
-                    record = _finish(episode, truncated, info)
+                    record = _finish(episode, terminated, info)
                     records.append(record)
                     episode.env.close()
                     if on_episode is not None:

@@ -10,12 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import WrapperSpec
 
 from rlvr.envs.core import TextEnv, dialogue_from, extend_dialogue, parse_difficulty
 from rlvr.envs.curriculum import AdaptiveDifficulty, CurriculumState
 from rlvr.envs.spaces import UnicodeText
 from rlvr.envs.types import Message, Outcome, Reply, Task, Transcript, Turn
-from rlvr.envs.wrappers import Policy, RecordTranscript, TurnLimit, outcome_from_info, play
+from rlvr.envs.wrappers import (
+    EndFlags,
+    Policy,
+    RecordTranscript,
+    TurnLimit,
+    outcome_from_info,
+    play,
+)
 
 ENV_SPECS: dict[str, dict[str, Any]] = {
     "rlvr/Math-v0": {
@@ -45,8 +53,15 @@ for envs that do not end by themselves, a default turn budget (``max_episode_ste
 truncates; ``gym.make(id, max_episode_steps=n)`` overrides it)."""
 
 
+_END_FLAGS = WrapperSpec(name="EndFlags", entry_point="rlvr.envs.wrappers:EndFlags", kwargs={})
+
+
 def register_envs() -> None:
-    """Register every ``rlvr/...`` id with Gymnasium; calling it again is a no-op."""
+    """Register every ``rlvr/...`` id with Gymnasium; calling it again is a no-op.
+
+    Each id gets the :class:`EndFlags` wrapper, outside any ``TimeLimit``, so that
+    ``terminated`` and ``truncated`` are never both set.
+    """
     for env_id, spec in ENV_SPECS.items():
         if env_id not in gym.registry:
             gym.register(
@@ -54,6 +69,7 @@ def register_envs() -> None:
                 entry_point=spec["entry_point"],
                 max_episode_steps=spec.get("max_episode_steps"),
                 disable_env_checker=True,
+                additional_wrappers=(_END_FLAGS,),
             )
 
 
@@ -75,6 +91,7 @@ __all__ = [
     "AdaptiveDifficulty",
     "CheckReport",
     "CurriculumState",
+    "EndFlags",
     "EnvCheckError",
     "Message",
     "Outcome",

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-from rlvr.envs.core import dialogue_from
+from rlvr.envs.core import TextEnv, dialogue_from
 from rlvr.envs.types import Message
 from rlvr.envs.wrappers import Policy, play
 
@@ -116,9 +116,7 @@ def _policy_factory(solver: Policy | None) -> PolicyFor:
         return lambda env: solver
 
     def oracle_of(env: gym.Env[str, str]) -> Policy:
-        unwrapped = env.unwrapped
-        if not hasattr(unwrapped, "oracle_action"):
-            raise RuntimeError("no solver given and the env is not a TextEnv with oracle_action")
+        unwrapped = _text_env(env)
 
         def oracle(dialogue: Any) -> str:
             action = unwrapped.oracle_action()
@@ -129,6 +127,14 @@ def _policy_factory(solver: Policy | None) -> PolicyFor:
         return oracle
 
     return oracle_of
+
+
+def _text_env(env: gym.Env[str, str]) -> TextEnv:
+    """The rlvr env under the wrappers; the oracle and cheat checks need its hooks."""
+    unwrapped = env.unwrapped
+    if not isinstance(unwrapped, TextEnv):
+        raise TypeError(f"{type(unwrapped).__name__} is not an rlvr TextEnv")
+    return unwrapped
 
 
 def _play(env: gym.Env[str, str], policy_for: PolicyFor, seed: int) -> Any:
@@ -204,7 +210,7 @@ def _cheats_fail(make: Callable[[], gym.Env[str, str]], seeds: Any) -> list[str]
     failures = []
     for seed in seeds:
         env.reset(seed=seed)
-        probes = env.unwrapped.cheat_actions()  # type: ignore[attr-defined]
+        probes = _text_env(env).cheat_actions()
         for index, probe in enumerate(probes):
             env.reset(seed=seed)
             _, reward, terminated, truncated, info = env.step(probe)

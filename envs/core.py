@@ -232,13 +232,9 @@ class TextEnv(gym.Env[str, str], ABC):
         if "difficulty" in options:
             low, high = parse_difficulty(options["difficulty"])
         if self.tasks:
-            pool = (
-                [t for t in self.tasks if low <= t.difficulty <= high]
-                if ("difficulty" in options)
-                else list(self.tasks)
-            )
-            if not pool:
-                raise ValueError(f"the dataset has no task at difficulty {low}..{high}")
+            pool = list(self.tasks)
+            if "difficulty" in options:
+                pool = _closest_level(self.tasks, low, high)
             return pool[int(self.np_random.integers(len(pool)))]
         level = int(self.np_random.integers(low, high + 1))
         seed = int(self.np_random.integers(_SEED_BOUND))
@@ -263,10 +259,27 @@ class TextEnv(gym.Env[str, str], ABC):
         return self.generate_task(task_id, level, random.Random(seed))
 
     def _cap(self, text: str) -> str:
+        """Observations are valid UTF-8 (lone surrogates an agent sent and the env quoted back
+        become ``?``) and at most ``max_observation_chars`` long."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
         if len(text) <= self.max_observation_chars:
             return text
         note = "\n[... cut to the observation limit]"
         return text[: self.max_observation_chars - len(note)] + note
+
+
+def _closest_level(tasks: Sequence[Task], low: int, high: int) -> list[Task]:
+    """The tasks in ``[low, high]``, or else those of the level nearest to it (lower on a tie):
+    a curriculum that climbs past a dataset's hardest level keeps getting its hardest tasks."""
+    inside = [t for t in tasks if low <= t.difficulty <= high]
+    if inside:
+        return inside
+    distance = {t.difficulty: min(abs(t.difficulty - low), abs(t.difficulty - high)) for t in tasks}
+    nearest = min(distance, key=lambda level: (distance[level], level))
+    return [t for t in tasks if t.difficulty == nearest]
 
 
 def dialogue_from(observation: str, info: Mapping[str, Any]) -> list[Message]:

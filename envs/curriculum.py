@@ -97,7 +97,7 @@ class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
             options["difficulty"] = self.sample_difficulty()
         observation, info = self.env.reset(seed=seed, options=options)
         self._episode_level = int(info.get("difficulty", options.get("difficulty", 0)))
-        info["curriculum"] = self.state_dict()
+        info["curriculum"] = asdict(self.state)
         return observation, info
 
     def step(self, action: str) -> tuple[str, Any, bool, bool, dict[str, Any]]:
@@ -107,16 +107,24 @@ class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
             self._episode_level = None
         return observation, reward, terminated, truncated, info
 
-    def state_dict(self) -> dict[str, int]:
-        """The curriculum's state, to save with a checkpoint."""
-        return asdict(self.state)
+    def state_dict(self) -> dict[str, Any]:
+        """The curriculum's state and its RNG's, to save with a checkpoint (JSON-serializable)."""
+        return {**asdict(self.state), "rng": self._rng.bit_generator.state}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore a state saved by :meth:`state_dict`; unknown or missing keys are errors."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`; unknown or missing keys are errors.
+
+        ``rng`` may be left out (the draws then continue from the current RNG).
+        """
+        counters = {key: value for key, value in state.items() if key != "rng"}
         expected = set(asdict(CurriculumState()))
-        if set(state) != expected:
-            raise ValueError(f"curriculum state needs exactly the keys {sorted(expected)}")
-        loaded = CurriculumState(**{key: int(value) for key, value in state.items()})
+        if set(counters) != expected:
+            raise ValueError(f"curriculum state needs exactly the keys {sorted(expected)} (+ rng)")
+        loaded = CurriculumState(**{key: int(value) for key, value in counters.items()})
         if not 0 <= loaded.low <= loaded.high or not 0 <= loaded.successes <= loaded.attempts:
-            raise ValueError(f"inconsistent curriculum state {state}")
+            raise ValueError(f"inconsistent curriculum state {counters}")
+        if "rng" in state:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+            self._rng = rng
         self.state = loaded

@@ -23,7 +23,8 @@ class TurnLimit(gym.Wrapper[str, str, str, str]):
 
     ``truncated`` is set only when the budget runs out on a step that did not terminate, so the
     two signals never mix. ``gym.make(id, max_episode_steps=n)`` gives the same behaviour
-    through Gymnasium's ``TimeLimit``.
+    through Gymnasium's ``TimeLimit`` and the :class:`EndFlags` wrapper that every rlvr id is
+    registered with.
     """
 
     def __init__(self, env: gym.Env[str, str], max_turns: int):
@@ -43,6 +44,24 @@ class TurnLimit(gym.Wrapper[str, str, str, str]):
         if self._turns >= self.max_turns and not terminated:
             truncated = True
         return observation, reward, terminated, truncated, info
+
+
+class EndFlags(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs):
+    """Keep ``terminated`` and ``truncated`` apart: a step that decides the task is not truncated.
+
+    Gymnasium's ``TimeLimit`` sets ``truncated=True`` on the last allowed step even when that
+    step also terminated the episode. Every ``rlvr/...`` id is registered with this wrapper,
+    which ``gym.make`` applies outside ``TimeLimit``, so an answer given on the last allowed
+    turn counts as an answer.
+    """
+
+    def __init__(self, env: gym.Env[str, str]):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+
+    def step(self, action: str) -> tuple[str, Any, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        return observation, reward, terminated, truncated and not terminated, info
 
 
 class RecordTranscript(gym.Wrapper[str, str, str, str]):

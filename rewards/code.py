@@ -91,6 +91,9 @@ class CodeVerdict:
     """One line: what was run and what was found."""
     feedback: str
     """The rich, deterministic feedback: failing tests with input/expected/actual, traces."""
+    hint: str
+    """The same without what would reveal the hidden tests' answers (expected values, test
+    source): what a policy may see between attempts without learning to look answers up."""
 
 
 def mask(text: str) -> str:
@@ -105,23 +108,24 @@ def _excerpt(label: str, text: str) -> str:
     return f"\n{label}:\n{mask(cut).rstrip()}"
 
 
-def describe_test(test: TestResult) -> str:
-    """A few lines on one test: what ran, what was expected, what came back, the trace."""
+def describe_test(test: TestResult, *, reveal: bool = True) -> str:
+    """A few lines on one test: what ran, what came back, the trace and, with ``reveal``,
+    the test's source and the expected value."""
     lines = [f"{test.name}: {test.status}"]
-    if test.source:
+    if test.source and reveal:
         lines.append(f"  test: {test.source}")
     if test.call:
         lines.append(f"  call: {mask(test.call)}")
-    if test.expected:
+    if test.expected and reveal:
         lines.append(f"  expected: {mask(test.expected)}")
     if test.actual:
         lines.append(f"  got: {mask(test.actual)}")
-    if test.message:
+    if test.message and (reveal or test.status == "error"):
         lines.append("  " + mask(test.message).replace("\n", "\n  "))
     return "\n".join(lines)
 
 
-def _feedback(run: RunResult) -> str:
+def _feedback(run: RunResult, *, reveal: bool = True) -> str:
     if run.status == "load_error":
         head = (
             "Your program does not parse:"
@@ -136,7 +140,9 @@ def _feedback(run: RunResult) -> str:
             body += " The run was stopped: " + (
                 "time limit reached." if run.status == "timeout" else "too much output."
             )
-        body += "".join("\n" + describe_test(t) for t in failing[:MAX_FAILURES_SHOWN])
+        body += "".join(
+            "\n" + describe_test(t, reveal=reveal) for t in failing[:MAX_FAILURES_SHOWN]
+        )
         if len(failing) > MAX_FAILURES_SHOWN:
             body += f"\n(and {len(failing) - MAX_FAILURES_SHOWN} more failing tests)"
     return body + _excerpt("stdout", run.stdout) + _excerpt("stderr", run.stderr)
@@ -150,14 +156,23 @@ def judge_run(program: str, run: RunResult, mode: RewardMode = "binary") -> Code
     summary = f"{run.status}: {run.n_passed}/{len(run.tests)} tests passed"
     if run.status == "load_error":
         summary += f" (program did not load: {run.load_error_kind})"
-    return CodeVerdict(program, run, components, reward, run.passed, summary, _feedback(run))
+    return CodeVerdict(
+        program,
+        run,
+        components,
+        reward,
+        run.passed,
+        summary,
+        _feedback(run),
+        _feedback(run, reveal=False),
+    )
 
 
 def unrun_verdict(program: str, names: Sequence[str], reason: str) -> CodeVerdict:
     """The verdict on a submission that was not run (unreadable reply): every test at 0."""
     components = {name: 0.0 for name in names}
     summary = f"not run: {reason}"
-    return CodeVerdict(program, None, components, 0.0, False, summary, reason)
+    return CodeVerdict(program, None, components, 0.0, False, summary, reason, reason)
 
 
 def check_program(

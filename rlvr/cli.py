@@ -1,7 +1,8 @@
 """The ``rlvr`` command line: ``envs``, ``check`` and ``eval``.
 
-Errors a user can cause (bad arguments, unknown env ids, unreadable datasets) print one line
-``rlvr: error: ...`` and exit with status 2, without a traceback.
+Errors a user can cause (bad arguments, unknown env ids, unreadable datasets, unreachable
+servers) print one line ``rlvr: error: ...`` and exit with status 2, without a traceback;
+``RLVR_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,10 +47,18 @@ def _env_kwargs(pairs: Sequence[str], dataset: str | None) -> dict[str, Any]:
     return kwargs
 
 
+def _importable_cwd() -> None:
+    """Let ``module:ID`` and ``module:Class`` name modules in the working directory, as
+    ``python -m rlvr`` does (a console script does not put it on ``sys.path``)."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _resolve_env_id(text: str) -> str:
     """``ID`` or ``module:ID`` (the module registers the id when imported), as Gymnasium has it."""
     module, sep, env_id = text.rpartition(":")
     if sep:
+        _importable_cwd()
         try:
             importlib.import_module(module)
         except ImportError as error:
@@ -69,9 +79,10 @@ def _make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env[str, str]:
 def _load_agent(spec: str, env_id: str) -> Agent:
     from rlvr.agents import load_agent
 
+    _importable_cwd()
     try:
         return load_agent(spec, env_id=env_id)
-    except (ValueError, ImportError, AttributeError, TypeError) as error:
+    except (ValueError, ImportError, AttributeError, TypeError, OSError) as error:
         raise UserError(f"cannot load agent {spec!r}: {error}") from None
 
 
@@ -116,6 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     kwargs = _env_kwargs(args.env_arg, args.dataset)
     env_id = _resolve_env_id(args.env_id)
     _make_env(env_id, kwargs).close()  # fail fast on a bad id or kwargs
+    json_path = _writable(args.json) if args.json else None
     agent = _load_agent(args.agent, env_id)
     total = args.episodes * args.samples
     with tqdm(total=total, desc=f"eval {env_id}", unit="ep", disable=args.quiet) as bar:
@@ -132,11 +144,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     agent.close()
     Console().print(render_report(report))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_json(with_records=args.records), indent=2) + "\n")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(with_records=args.records), indent=2) + "\n")
     return 0
+
+
+def _writable(text: str) -> Path:
+    """Check before the run that the ``--json`` file can be written, so no result is lost."""
+    path = Path(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as error:
+        raise UserError(f"cannot write --json {text!r}: {error.strerror or error}") from None
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--agent",
         default="scripted",
-        help="scripted | random | tiny | hf:PATH_OR_ID | a model directory | http(s)://URL[#model]",
+        help="scripted | random | echo | tiny | hf:PATH_OR_ID | a model directory | "
+        "http(s)://URL[#model] | module:Class",
     )
     evaluate.add_argument("--episodes", type=_positive, default=100, help="tasks to play")
     evaluate.add_argument("--samples", type=_positive, default=1, help="samples per task (pass@k)")
@@ -213,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"rlvr: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, gym.error.Error) as error:
+    except (ValueError, OSError, gym.error.Error, RuntimeError) as error:
+        if os.environ.get("RLVR_DEBUG"):
+            raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"rlvr: error: {message}", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +72,20 @@ def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
         (["eval", "rlvr/Math-v0", "--env-arg", "oops"], "KEY=VALUE"),
         (["eval", "rlvr/Math-v0", "--dataset", "/nonexistent.jsonl"], "not a file"),
         (["frobnicate"], "invalid choice"),
+        (
+            [
+                "eval",
+                "rlvr/Math-v0",
+                "--agent",
+                "http://127.0.0.1:9/v1",
+                "--episodes",
+                "1",
+                "--quiet",
+            ],
+            "9",
+        ),
+        (["eval", "rlvr/Math-v0", "--agent", "hf:/nonexistent/model"], "nonexistent"),
+        (["eval", "rlvr/Math-v0", "--json", "/proc/nope/out.json"], "--json"),
         ([], "required"),
     ],
 )
@@ -89,13 +102,15 @@ def test_check_passes_on_math(capsys):
     assert code == 0 and "all 5 checks passed" in out
 
 
-def test_console_script_checks_an_external_domain():
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "docs" / "examples" / "sort_words")}
+def test_console_script_checks_an_external_domain_from_its_folder():
+    """As the guide says: cd into the folder, then `rlvr check module:ID` (no PYTHONPATH)."""
+    script = Path(sys.executable).with_name("rlvr")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "rlvr"]
     result = subprocess.run(
-        [sys.executable, "-m", "rlvr", "check", *CHECK_EXAMPLE.split()],
+        [*command, "check", *CHECK_EXAMPLE.split()],
         capture_output=True,
         text=True,
-        env=env,
+        cwd=ROOT / "docs" / "examples" / "sort_words",
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

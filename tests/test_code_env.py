@@ -69,7 +69,8 @@ def test_feedback_names_the_failing_input_and_allows_revision():
     wrong = f"```python\ndef {name}(*args):\n    print('debug line')\n    return 12345\n```"
     obs, reward, terminated, truncated, info = env.step(wrong)
     assert (reward, terminated, truncated) == (0.0, False, False)
-    assert "Passed 0 of" in obs and "expected:" in obs and "got: 12345" in obs
+    assert "Passed 0 of" in obs and "call:" in obs and "got: 12345" in obs
+    assert "expected:" not in obs  # the answers stay hidden until the episode ends
     assert "debug line" in obs and "1 attempt left" in obs
     obs, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
     assert terminated and reward == 1.0 and info["success"]
@@ -177,3 +178,29 @@ def test_high_difficulty_has_more_tests():
     low = len(env.suite.cases)
     env.reset(seed=5, options={"difficulty": 8})
     assert len(env.suite.cases) > low
+
+
+def test_feedback_between_attempts_never_reveals_expected_values():
+    """A policy that memorizes expected values shown in feedback must not be able to win."""
+    env = gym.make("rlvr/Code-v0", dataset="humaneval", max_turns=3)
+    env.reset(options={"task_id": "HumanEval/77"})  # iscube: asserts show the answers
+    entry = env.unwrapped.suite.entry_point
+    obs, reward, terminated, _, _ = env.step(f"```python\ndef {entry}(a):\n    return 0\n```")
+    assert not terminated and reward == 0.0
+    assert "call: iscube(1)" in obs and "got: 0" in obs
+    assert "expected" not in obs and "== True" not in obs and "assert" not in obs
+    _, _, _, _, info = env.step(f"```python\ndef {entry}(a):\n    return 1\n```")
+    _, _, terminated, _, info = env.step(f"```python\ndef {entry}(a):\n    return 2\n```")
+    assert terminated and "== True" in info["feedback"]  # after the end, for training
+
+
+def test_constant_functions_do_not_pass_generated_tasks():
+    env = gym.make("rlvr/Code-v0", max_turns=1)
+    constants = ["0", "1", "''", "[]", "None", "True", "False", "-1", "{}"]
+    for seed in range(40):
+        env.reset(seed=seed)
+        entry = env.unwrapped.suite.entry_point
+        for constant in constants:
+            env.reset(seed=seed)
+            reply = f"```python\ndef {entry}(*a, **k):\n    return {constant}\n```"
+            assert env.step(reply)[1] == 0.0, (seed, constant)

@@ -105,3 +105,35 @@ def test_scripted_solver_solves_levels_0_to_3():
 
 def test_timeout_is_readable():
     assert make(timeout=2.5).unwrapped.timeout == 2.5
+
+
+def test_unreadable_replies_get_their_reason_on_retry():
+    env = make(max_turns=2)
+    env.reset(seed=0)
+    obs, _, terminated, _, _ = env.step(None)
+    assert not terminated and "must be text" in obs and not obs.startswith("Your answer None")
+    env.reset(seed=0)
+    obs, *_ = env.step("x" * 200_001)
+    assert "characters, more than the limit" in obs
+
+
+def test_observations_are_valid_utf8_even_when_quoting_lone_surrogates():
+    env = make(max_turns=2)
+    env.reset(seed=0)
+    obs, *_ = env.step("\\boxed{\ud800}")
+    obs.encode("utf-8")  # would raise on a lone surrogate
+    assert "?" in obs
+
+
+def test_a_verifier_failure_raises_instead_of_paying_zero(monkeypatch):
+    from rlvr.envs.math import env as math_env
+    from rlvr.rewards.math import MathVerdict, VerifierError
+
+    def broken(reply, gold, *, timeout):
+        return MathVerdict("error", None, (), "worker could not start")
+
+    monkeypatch.setattr(math_env, "check_math_reply", broken)
+    env = make()
+    env.reset(seed=0)
+    with pytest.raises(VerifierError, match="worker could not start"):
+        env.step("\\boxed{1}")

@@ -6,7 +6,16 @@ import gymnasium as gym
 import pytest
 import sort_words
 
-from rlvr.envs import AdaptiveDifficulty, RecordTranscript, Reply, Task, TextEnv, TurnLimit, play
+from rlvr.envs import (
+    AdaptiveDifficulty,
+    CurriculumState,
+    RecordTranscript,
+    Reply,
+    Task,
+    TextEnv,
+    TurnLimit,
+    play,
+)
 from rlvr.envs.types import Outcome
 
 
@@ -83,16 +92,16 @@ def test_adaptive_difficulty_follows_the_rlve_rule():
         gym.make(sort_words.ENV_ID), episodes_per_check=4, accuracy_threshold=0.75, window=3
     )
     env.reset(seed=0)
-    assert env.state_dict() == {"low": 0, "high": 0, "attempts": 0, "successes": 0}
+    assert env.state == CurriculumState(low=0, high=0, attempts=0, successes=0)
     # 3 of 4 successes at d == high = 0 -> high becomes 1
     for success in (True, True, False, True):
         _episode(env, success)
-    assert env.state_dict() == {"low": 0, "high": 1, "attempts": 0, "successes": 0}
+    assert env.state == CurriculumState(low=0, high=1, attempts=0, successes=0)
     # episodes below high do not count; 2 of 4 at high fails the check, counters reset
     env.record(0, True)
     for success in (True, False, False, True):
         env.record(1, success)
-    assert env.state_dict() == {"low": 0, "high": 1, "attempts": 0, "successes": 0}
+    assert env.state == CurriculumState(low=0, high=1, attempts=0, successes=0)
     # climb: the window keeps at most 3 levels
     for level in (1, 2, 3):
         for _ in range(4):
@@ -107,7 +116,10 @@ def test_adaptive_difficulty_samples_inside_the_window_and_round_trips_state():
     assert levels == {2, 3, 4, 5}
     copy = AdaptiveDifficulty(gym.make(sort_words.ENV_ID))
     copy.load_state_dict(env.state_dict())
-    assert copy.state_dict() == env.state_dict()
+    assert copy.state == env.state
+    # the RNG travels with the state: both draw the same levels from here on
+    draws = [copy.sample_difficulty() for _ in range(20)]
+    assert draws == [env.sample_difficulty() for _ in range(20)]
     with pytest.raises(ValueError, match="keys"):
         copy.load_state_dict({"low": 0})
     with pytest.raises(ValueError, match="inconsistent"):
@@ -126,3 +138,20 @@ def test_adaptive_difficulty_counts_truncation_as_failure():
         env.reset(seed=0)
         env.step("stop")
     assert env.state_dict()["high"] == 1
+
+
+def test_adaptive_difficulty_on_a_dataset_past_its_hardest_level(tmp_path):
+    import json
+
+    path = tmp_path / "math.jsonl"
+    rows = [
+        {"id": f"t{d}", "problem": "What is $1+1$?", "answer": "2", "difficulty": d} for d in (0, 1)
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    env = AdaptiveDifficulty(gym.make("rlvr/Math-v0", dataset=str(path)), episodes_per_check=2)
+    levels = []
+    for seed in range(12):
+        _, info = env.reset(seed=seed)
+        levels.append(info["difficulty"])
+        env.step("\\boxed{2}")
+    assert env.state.high == 2 and set(levels) == {0, 1}  # past the data: its top level served

@@ -91,9 +91,11 @@ class CodeEnv(TextEnv):
     earlier failing submissions get the feedback and 0 reward. A reply that cannot be read
     (not text, too long) counts as a failed submission. The terminal ``info["feedback"]``
     holds the full feedback and ``info["reference"]`` the reference or canonical solution.
-    With ``max_turns > 1`` the feedback shows the inputs and expected values of up to three
-    failing tests (and whatever the program prints), so a later submission can special-case
-    them; ``max_turns=1`` keeps every test hidden. If the sandbox itself fails (it cannot
+    Between attempts the observation shows, for up to three failing tests, the call and what
+    the program returned or raised (and what it printed), but never the expected value or the
+    test's source: a policy cannot collect the answers over its attempts and look them up.
+    The terminal ``info["feedback"]`` (for feedback-based training, after the episode) has the
+    expected values too. If the sandbox itself fails (it cannot
     start), ``step`` raises :class:`~rlvr.rewards.sandbox.SandboxError`: the submission could
     not be scored, and is not paid 0 for it.
 
@@ -238,8 +240,7 @@ class CodeEnv(TextEnv):
         if not verdict.success and attempts_left > 0:
             left = "attempt" if attempts_left == 1 else "attempts"
             return Reply(
-                observation=f"{verdict.feedback}\n\nRevise your function "
-                f"({attempts_left} {left} left)."
+                observation=f"{verdict.hint}\n\nRevise your function ({attempts_left} {left} left)."
             )
         outcome = Outcome(
             success=verdict.success,

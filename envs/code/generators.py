@@ -72,12 +72,7 @@ def generate_code_task(rng: random.Random, difficulty: int, fake: Faker) -> Code
     sentence = family.sentence.format(**constants) if constants else family.sentence
     source = family.source.format(**constants) if constants else family.source
     reference = _compiled(source, family.function)
-    arguments = family.inputs(rng, fake, difficulty, constants)
-    cases = []
-    for args in arguments:
-        expected = reference(*[_copy(a) for a in args])
-        cases.append(Case(tuple(args), expected))
-    cases_t = tuple(cases)
+    cases_t = _draw_cases(family, reference, rng, fake, difficulty, constants)
     return CodeProblem(
         family=family.name,
         entry_point=family.function,
@@ -85,6 +80,29 @@ def generate_code_task(rng: random.Random, difficulty: int, fake: Faker) -> Code
         reference=source,
         cases=cases_t,
     )
+
+
+MAX_DRAWS = 20
+"""Input sets drawn at most, looking for one whose expected outputs are not all equal."""
+
+
+def _draw_cases(
+    family: Family,
+    reference: Any,
+    rng: random.Random,
+    fake: Faker,
+    difficulty: int,
+    constants: dict[str, Any],
+) -> tuple[Case, ...]:
+    """Hidden test cases. A set whose expected outputs are all equal would let a constant
+    function pass every test, so such sets are redrawn (deterministically, from ``rng``)."""
+    cases: tuple[Case, ...] = ()
+    for _ in range(MAX_DRAWS):
+        arguments = family.inputs(rng, fake, difficulty, constants)
+        cases = tuple(Case(tuple(args), reference(*[_copy(a) for a in args])) for args in arguments)
+        if len({repr(case.expected) for case in cases}) > 1:
+            break
+    return cases
 
 
 def _copy(value: Any) -> Any:

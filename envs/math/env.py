@@ -12,7 +12,7 @@ from faker import Faker
 from rlvr.envs.core import DifficultySpec, TextEnv
 from rlvr.envs.math.generators import generate_problem
 from rlvr.envs.types import Outcome, Reply, Task
-from rlvr.rewards.math import MathVerdict, check_math_reply
+from rlvr.rewards.math import MathVerdict, VerifierError, check_math_reply
 
 SYSTEM_PROMPT = (
     "You are solving a math problem. Reason step by step, then give your final answer "
@@ -25,7 +25,6 @@ _RETRY_HINTS = {
     "no_answer": "I found no \\boxed{{...}} answer in your reply.",
     "hedged": "You boxed several different answers ({answers}); give exactly one.",
     "timeout": "Your answer {answer} could not be checked in time; give a simpler form.",
-    "error": "Your answer {answer} could not be read.",
 }
 
 
@@ -51,8 +50,12 @@ class MathEnv(TextEnv):
 
     **Episode end.** Terminated on a correct answer, or on a wrong one when no attempt is
     left (``max_turns`` attempts, default 1 = single-shot). A reply that cannot be read
-    (not text, too long) counts as a wrong attempt. The env never truncates by itself;
-    ``gym.make(..., max_episode_steps=n)`` adds a turn limit that does.
+    (not text, too long) counts as a wrong attempt. A check that exceeds ``timeout`` (a
+    pathological answer such as ``9^{9^{9^9}}``) is charged to the agent as a wrong answer,
+    with ``verification`` starting ``timeout:``. If the verifier itself fails, ``step`` raises
+    :class:`~rlvr.rewards.math.VerifierError` instead of paying 0 for a reply it could not
+    score. The env never truncates by itself; ``gym.make(..., max_episode_steps=n)`` adds a
+    turn limit that does.
 
     Args:
         difficulty: level or ``(low, high)`` range drawn per episode (default ``(0, 3)``).
@@ -120,11 +123,14 @@ class MathEnv(TextEnv):
     def respond(self, action: str) -> Reply:
         assert self.task is not None and self.task.answer is not None
         verdict = check_math_reply(action, self.task.answer, timeout=self.timeout)
+        if verdict.status == "error":
+            # The verifier itself failed: not the agent's fault, so no reward of 0 is paid.
+            raise VerifierError(f"could not score the reply: {verdict.detail}")
         return self._judge(verdict)
 
     def reject(self, reason: str) -> Reply:
-        verdict = MathVerdict(status="error", answer=None, candidates=(), detail=reason)
-        return self._judge(verdict)
+        verdict = MathVerdict(status="no_answer", answer=None, candidates=(), detail=reason)
+        return self._judge(verdict, hint=reason)
 
     def oracle_action(self) -> str | None:
         if self.task is None or self.task.answer is None:
@@ -145,12 +151,12 @@ class MathEnv(TextEnv):
             ]
         return probes
 
-    def _judge(self, verdict: MathVerdict) -> Reply:
+    def _judge(self, verdict: MathVerdict, hint: str | None = None) -> Reply:
         assert self.task is not None
         correct = verdict.correct
         attempts_left = self.max_turns - self.turn
         if not correct and attempts_left > 0:
-            hint = _RETRY_HINTS.get(verdict.status, _RETRY_HINTS["error"]).format(
+            hint = hint or _RETRY_HINTS[verdict.status].format(
                 answer=verdict.answer, answers=", ".join(verdict.candidates[:8])
             )
             left = "attempt" if attempts_left == 1 else "attempts"
@@ -176,6 +182,6 @@ class MathEnv(TextEnv):
         if verdict.status == "hedged":
             listed = ", ".join(verdict.candidates[:8])
             return f"Several different boxed answers ({listed}); the expected answer is {gold}."
-        if verdict.status in ("no_answer", "error") and verdict.answer is None:
+        if verdict.status == "no_answer":
             return f"No readable \\boxed{{}} answer ({verdict.detail}); expected {gold}."
         return f"The answer {verdict.answer} is {verdict.status}; the expected answer is {gold}."
