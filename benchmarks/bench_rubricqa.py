@@ -19,7 +19,6 @@ Section 3: scoring throughput, answers/s of ``Rubric.score`` on the reference an
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import statistics
 import time
@@ -27,6 +26,7 @@ import time
 import gymnasium as gym
 
 import rlvr
+from rlvr.agents.evaluation import wilson_interval
 from rlvr.agents.scripted.rubricqa import RubricQASolver
 from rlvr.envs import play
 from rlvr.envs.rubricqa import RubricQAEnv
@@ -37,16 +37,6 @@ gym.register_envs(rlvr)
 ENV_ID = "rlvr/RubricQA-v0"
 
 
-def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a success rate."""
-    if total == 0:
-        return 0.0, 1.0
-    rate = successes / total
-    centre = (rate + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total))
-    return centre - half / (1 + z * z / total), centre + half / (1 + z * z / total)
-
-
 def solver_section(levels: range, episodes: int) -> None:
     print(f"\n1. Scripted solver, {episodes} episodes per level (seeds 0..{episodes - 1})")
     print(f"{'level':>5}  {'strict completion':>17}  {'95% interval':>15}  {'mean reward':>11}")
@@ -55,7 +45,7 @@ def solver_section(levels: range, episodes: int) -> None:
         env = gym.make(ENV_ID, difficulty=level)
         runs = [play(env, solver, seed=seed) for seed in range(episodes)]
         wins = sum(run.success for run in runs)
-        low, high = wilson(wins, episodes)
+        low, high = wilson_interval(wins, episodes)
         reward = statistics.fmean(run.total_reward for run in runs)
         print(f"{level:>5}  {wins / episodes:>17.1%}  {low:>7.1%}-{high:>6.1%}  {reward:>11.3f}")
 

@@ -328,7 +328,7 @@ def test_http_timeout_raises_quickly(server: _Server) -> None:
     start = time.monotonic()
     with pytest.raises(AgentError) as caught:
         _chat(server, timeout=0.2, retries=1).act(DIALOGUES[0])
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 2.5  # the server would take 3 s per attempt
     assert caught.value.status is None
     assert "timed out" in caught.value.message
 

@@ -29,7 +29,6 @@ from rlvr.rewards.rubric import (
     JsonSchema,
     Placeholders,
     Rubric,
-    RubricScore,
     StartsWith,
     TitleLine,
     WordCount,
@@ -117,10 +116,6 @@ def write(brief: Brief) -> str:
         if best is None or result.reward > best[0]:
             best = (result.reward, text)
     return best[1] if best else ""
-
-
-def score_of(brief: Brief, text: str) -> RubricScore:
-    return brief.rubric.score(text, prompt=brief.prompt)
 
 
 def candidates(brief: Brief) -> Iterator[str]:
