@@ -31,6 +31,7 @@ SCRIPTED_AGENTS: dict[str, str] = {
     "rlvr/Code-v0": "rlvr.agents.scripted.code:CodeSolver",
     "rlvr/RubricQA-v0": "rlvr.agents.scripted.rubricqa:RubricQASolver",
     "rlvr/MultiHop-v0": "rlvr.agents.scripted.multihop:MultiHopSolver",
+    "rlvr/Ecom-v0": "rlvr.agents.scripted.ecom:EcomSolver",
 }
 """The scripted solver of each env, as a lazy ``"module:Class"`` entry point."""
 

@@ -47,6 +47,12 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "distractors, in a long context or through search tools.",
         "max_episode_steps": 32,
     },
+    "rlvr/Ecom-v0": {
+        "entry_point": "rlvr.envs.ecom.env:EcomEnv",
+        "summary": "E-commerce shopping dialogues with tools, a scripted user with a hidden "
+        "goal and a verifiable state-diff reward (Ecom-RLVE style).",
+        "max_episode_steps": 128,
+    },
 }
 """Every registered env: its entry point, a one-line summary (``rlvr envs`` prints it) and,
 for envs that do not end by themselves, a default turn budget (``max_episode_steps``, which

@@ -1,0 +1,138 @@
+"""The state-diff reward of ``rlvr/Ecom-v0`` (pure and torch-free).
+
+The store's mutable state is a snapshot ``{"cart": {item: qty}, "orders": {id: {field:
+value}}}``. :func:`facts` flattens it into atomic facts: one per cart unit ``("cart",
+"I123456#2", "unit", "1")`` and one per order field or per entry of a dict field
+``("orders", "O123456", "returned.I123456", "1")``. The diff of two snapshots is the set of
+facts added (``+``) and removed (``-``), so every collateral write counts.
+
+Success ``S = [diff == goal diff] * [answer right] * [no policy violation] * [no unseen id]``.
+Partial credit ``q`` is the mean of the parts that apply: F1 of the diff against the goal diff
+(when either is non-empty), the answer's correctness (when an answer is expected; for a
+product answer, the fraction of constraints the submitted item meets). Shaped reward::
+
+    r = S * (1 - 0.1 * min(1, max(0, T - T_oracle) / T_max)) + (1 - S) * 0.5 * q * (1 - v)
+
+with ``v = 1`` on a violation or an unseen id, so every success scores >= 0.9, every failure
+<= 0.5, and efficiency is paid only on success. ``mode="binary"`` pays ``S``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Fact = tuple[str, ...]
+RewardMode = Literal["shaped", "binary"]
+
+
+def facts(snapshot: Mapping[str, Any]) -> frozenset[Fact]:
+    """The atomic facts of a store snapshot (see the module docstring)."""
+    out: set[Fact] = set()
+    for item, qty in snapshot.get("cart", {}).items():
+        out.update(("cart", f"{item}#{k}", "unit", "1") for k in range(1, int(qty) + 1))
+    for oid, order in snapshot.get("orders", {}).items():
+        for key, value in order.items():
+            if isinstance(value, Mapping):
+                out.update(("orders", oid, f"{key}.{k}", json.dumps(v)) for k, v in value.items())
+            else:
+                out.add(("orders", oid, key, json.dumps(value)))
+    return frozenset(out)
+
+
+def state_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> frozenset[Fact]:
+    """Facts added (``("+", ...)``) and removed (``("-", ...)``) between two snapshots."""
+    old, new = facts(before), facts(after)
+    return frozenset({("+", *f) for f in new - old} | {("-", *f) for f in old - new})
+
+
+def diff_f1(delta: Iterable[Fact], goal: Iterable[Fact]) -> float:
+    """F1 of ``delta`` against ``goal``; 1 when both are empty."""
+    got, want = set(delta), set(goal)
+    if not got and not want:
+        return 1.0
+    hit = len(got & want)
+    if not hit:
+        return 0.0
+    precision, recall = hit / len(got), hit / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_matches(given: str | None, expected: str, kind: str) -> bool:
+    """Exact normalised match; numbers within 0.01; no partial credit."""
+    if given is None:
+        return False
+    text = given.strip().lower().rstrip(".")
+    if kind == "number":
+        try:
+            return math.isclose(
+                float(text.lstrip("$").replace(",", "")), float(expected), abs_tol=0.01
+            )
+        except ValueError:
+            return False
+    return text == expected.strip().lower()
+
+
+@dataclass(frozen=True)
+class EcomScore:
+    """Every part of the verdict; ``components`` are the ``reward_components``."""
+
+    success: bool
+    reward: float
+    components: Mapping[str, float]
+
+
+def score_episode(
+    *,
+    delta: frozenset[Fact],
+    goal_delta: frozenset[Fact],
+    answer_ok: bool | None,
+    answer_credit: float,
+    violations: int,
+    unseen_ids: int,
+    turns: int,
+    t_oracle: int,
+    t_max: int,
+    mode: RewardMode = "shaped",
+) -> EcomScore:
+    """The reward of one episode.
+
+    Args:
+        answer_ok: whether the submitted answer is right; ``None`` when no answer is expected.
+        answer_credit: partial credit of the answer in [0, 1] (1 when right).
+        violations / unseen_ids: counts of policy violations and of unseen ids used.
+        turns, t_oracle, t_max: the agent's turns, the reference dialogue's, the budget.
+    """
+    if t_max < 1 or t_oracle < 0 or turns < 0:
+        raise ValueError(
+            f"need t_max >= 1 and non-negative turns, got {t_max}, {t_oracle}, {turns}"
+        )
+    f1 = diff_f1(delta, goal_delta)
+    exact = delta == goal_delta
+    clean = violations == 0 and unseen_ids == 0
+    success = exact and answer_ok is not False and clean
+    parts = ([f1] if (delta or goal_delta) else []) + (
+        [answer_credit] if answer_ok is not None else []
+    )
+    q = sum(parts) / len(parts) if parts else 0.0
+    efficiency = 1.0 - min(1.0, max(0, turns - t_oracle) / t_max)
+    if mode == "binary":
+        reward = float(success)
+    elif success:
+        reward = 1.0 - 0.1 * (1.0 - efficiency)
+    else:
+        reward = 0.5 * q * float(clean)
+    components = {
+        "success": float(success),
+        "state_f1": f1,
+        "state_exact": float(exact),
+        "answer": 1.0 if answer_ok is None else float(answer_ok),
+        "partial": q,
+        "no_violation": float(violations == 0),
+        "no_unseen_id": float(unseen_ids == 0),
+        "efficiency": efficiency,
+    }
+    return EcomScore(success, round(min(1.0, max(0.0, reward)), 6), components)
