@@ -346,35 +346,66 @@ def _mentions(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
 
+def _module_code(body: list[ast.stmt], filename: str) -> Any:
+    return compile(ast.Module(body=body, type_ignores=[]), filename, "exec")
+
+
+def check_plan(test: str, setup: str = "") -> dict[str, Any]:
+    """Compile a HumanEval ``check`` source into the judge's plan (trusted; on the host).
+
+    The plan holds code objects (it travels by :mod:`marshal`, host -> judge only): the
+    optional ``setup`` (the prompt's helpers), the module-level rest of the test source,
+    and one step per statement of ``check``, each a test (``name``) when it uses the
+    candidate. A source that does not compile gives ``{"error": ...}`` (a harness error).
+    """
+    try:
+        tree = ast.parse(test)
+        param, body = _check_statements(tree)
+        rest = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "check")]
+        rest_code = _module_code(rest, "<test>")
+        steps: list[tuple[Any, str, str]] = []
+        names: list[str] = []
+        lines = test.splitlines()
+        for stmt in body:
+            end = stmt.end_lineno or stmt.lineno
+            source = "\n".join(lines[stmt.lineno - 1 : end]).strip()
+            name = f"test_{len(names) + 1}" if _mentions(stmt, param) else ""
+            names += [name] if name else []
+            steps.append((_module_code([stmt], "<test>"), name, short(source, 600)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    plan: dict[str, Any] = {"param": param, "rest": rest_code, "steps": steps, "names": names}
+    try:
+        plan["setup"] = compile(setup, "<prompt>", "exec") if setup else None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        plan["setup"], plan["setup_error"] = None, f"{type(exc).__name__}: {exc}"
+    return plan
+
+
 def _run_check(spec: dict[str, Any], candidate: Candidate, report: list[dict[str, Any]]) -> None:
     """HumanEval-style tests: every statement of ``check`` that uses the candidate is a test."""
-    tree = ast.parse(spec["test"])
-    lines = spec["test"].splitlines()
-    param, body = _check_statements(tree)
-    rest = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "check")]
-    tests = [stmt for stmt in body if _mentions(stmt, param)]
-    names = {id(stmt): f"test_{i + 1}" for i, stmt in enumerate(tests)}
-    _report(report, {"event": "plan", "tests": list(names.values())})
+    plan = spec["plan"]
+    if "error" in plan:
+        raise ValueError(plan["error"])
+    _report(report, {"event": "plan", "tests": list(plan["names"])})
+    if "setup_error" in plan:
+        raise ValueError(plan["setup_error"])
     namespace: dict[str, Any] = {"__name__": "__judge__", "__builtins__": builtins}
-    if spec.get("setup"):
-        exec(compile(spec["setup"], "<prompt>", "exec"), namespace)
-    exec(compile(ast.Module(body=rest, type_ignores=[]), "<test>", "exec"), namespace)
-    namespace[param] = namespace[spec["entry_point"]] = candidate
+    if plan["setup"] is not None:
+        exec(plan["setup"], namespace)
+    exec(plan["rest"], namespace)
+    namespace[plan["param"]] = namespace[spec["entry_point"]] = candidate
     load_error = _wait_ready(candidate, report)
     broken = ""
-    for stmt in body:
-        end = stmt.end_lineno or stmt.lineno
-        source = "\n".join(lines[stmt.lineno - 1 : end]).strip()
-        code = compile(ast.Module(body=[stmt], type_ignores=[]), "<test>", "exec")
-        name = names.get(id(stmt))
-        if name is None:
+    for code, name, source in plan["steps"]:
+        if not name:
             try:
                 exec(code, namespace)
             except Exception as exc:
                 broken = broken or f"test setup failed: {type(exc).__name__}: {exc}"
             continue
         started = time.perf_counter()
-        extra: dict[str, Any] = {"source": short(source, 600)}
+        extra: dict[str, Any] = {"source": source}
         try:
             if load_error:
                 raise CandidateGone(load_error.get("status", "error"), load_error["message"])

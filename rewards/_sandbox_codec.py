@@ -150,11 +150,27 @@ def _read_exact(fd: int, size: int, deadline: float | None, waiter: Waiter) -> b
 
 
 def receive(fd: int, deadline: float | None = None, waiter: Waiter = _select_waiter) -> Any:
-    """Read one message written by :func:`send` (``deadline=None`` waits forever)."""
-    size = int.from_bytes(_read_exact(fd, 4, deadline, waiter), "big")
+    """Read one message written by :func:`send` (``deadline=None`` waits forever).
+
+    The protocol is strictly call-and-answer, so one read usually holds the whole message;
+    bytes beyond it are a protocol violation (``ValueError``).
+    """
+    if deadline is not None:
+        waiter(fd, deadline)
+    data = os.read(fd, 1 << 16)
+    if not data:
+        raise ChannelClosed("end of file")
+    if len(data) < 4:
+        data += _read_exact(fd, 4 - len(data), deadline, waiter)
+    size = int.from_bytes(data[:4], "big")
     if size > MAX_MESSAGE:
         raise ChannelClosed(f"message of {size} bytes announced; over the limit")
-    return json.loads(_read_exact(fd, size, deadline, waiter))
+    body = data[4:]
+    if len(body) > size:
+        raise ValueError("more bytes than one message")
+    if len(body) < size:
+        body += _read_exact(fd, size - len(body), deadline, waiter)
+    return json.loads(body)
 
 
 class OutputLimit(ChannelClosed):

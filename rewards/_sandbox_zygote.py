@@ -1,19 +1,23 @@
 """The sandbox's zygote: a clean interpreter that forks one supervised run per request.
 
-Started by :mod:`rlvr.rewards.sandbox` as ``python -S -s -B -c BOOT <this file> <sock> <child>``
-with an empty environment (only ``PYTHONHASHSEED=0`` and ``LC_ALL``), no inherited file
-descriptors but its socket, in a new session. Stdlib only. At start, when it runs as root, it
-moves into its own network namespace (no interface up: no network at all) and its own mount
-namespace, where it builds a read-only jail (``/usr``, ``/lib*``, the Python prefix, four
-``/dev`` nodes and a size-limited ``/tmp``) and ``chroot``\\ s into it. Then it pre-imports
-common modules and waits.
+Started by :mod:`rlvr.rewards.sandbox` as
+``python -S -s -B -c BOOT <this file> <sock> <child> <tmpfs MB> <full|basic>`` with an empty
+environment (only ``PYTHONHASHSEED=0`` and ``LC_ALL``), no inherited file descriptors but its
+socket, in a new session. Stdlib only. At start, when it runs as root (and the mode is
+``full``), it moves into its own network namespace (no interface up: no network at all) and
+its own mount namespace, where it builds a read-only jail (``/usr``, ``/lib*``, the Python
+prefix, four ``/dev`` nodes and a size-limited ``/tmp``) and ``chroot``\\ s into it. Then it
+pre-imports common modules, builds the runners' standard streams, clears its environment,
+freezes its objects for the garbage collector and waits.
 
 Each request is a tiny message carrying three pipe ends (request in, tests in, result out).
-The zygote forks a **supervisor**, which reads the request, makes a fresh working directory,
-forks the **judge** (reads the tests), then, in a new PID namespace where the kernel allows,
-the **runner** (runs the program). Both drop to their own unprivileged uid, set their rlimits
-and start a new session; the supervisor collects the judge's verdicts and the runner's
-output (capped), kills both process groups at the deadline, and writes one JSON result.
+The zygote forks a **supervisor**, which reads the request (host-written, :mod:`marshal`),
+makes a fresh working directory and, in a new PID namespace where the kernel allows, forks
+the **runner** (runs the program: own session, rlimits, own unprivileged uid). Then the
+supervisor becomes the **judge**: it drops to that uid too, reads the tests (compiled by the
+host), runs them against the runner, collects its output (capped), kills its process group
+and PID namespace at the end or the deadline, and writes one JSON result. The zygote reaps
+finished supervisors and removes their working directories.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import fcntl
 import gc
 import importlib.util
 import json
+import marshal
 import os
+import random
 import resource
 import shutil
 import signal
@@ -48,9 +54,14 @@ PREIMPORTS = (
 """Imported once in the zygote, so programs that use them do not pay for the import."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_unshare, _prctl = _libc.unshare, _libc.prctl  # looked up once, here, not in every child
 child: Any = None  # the _sandbox_child module, loaded by path in main()
 codec: Any = None  # the _sandbox_codec module, likewise
 caps: dict[str, Any] = {}
+_STREAMS: tuple[Any, Any, Any] = (None, None, None)
+"""The runner's ``sys.stdout``, ``sys.stderr`` and ``sys.stdin`` on descriptors 1, 2 and 0,
+built in the zygote (whose 0 and 1 are ``/dev/null``; it never writes to them) so that no
+runner pays for building them; each runner's descriptors are its own pipes."""
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
@@ -94,12 +105,17 @@ def _build_jail(tmp_mb: int) -> None:
     os.chdir("/")
 
 
-def _isolate(tmp_mb: int) -> None:
-    """Enter the namespaces and the jail where the kernel allows; record what worked."""
-    caps.update(root=os.geteuid() == 0, netns=False, jail=False, uid_drop=False)
+def _isolate(tmp_mb: int, mode: str) -> None:
+    """Enter the namespaces and the jail where the kernel allows; record what worked.
+
+    ``mode`` ``"basic"`` skips every privileged layer (namespaces, jail, uid drop, PID
+    namespace), as when the host is not root: the fallback, forced for testing.
+    """
+    caps.update(root=os.geteuid() == 0, netns=False, jail=False, uid_drop=False, mode=mode)
+    caps["privileged"] = caps["root"] and mode == "full"
     caps["workdirs"] = "/tmp"
     caps["uid_offset"] = int.from_bytes(os.urandom(3), "big")  # zygotes of other hosts differ
-    if caps["root"] and _libc.unshare(CLONE_NEWNS | CLONE_NEWNET) == 0:
+    if caps["privileged"] and _unshare(CLONE_NEWNS | CLONE_NEWNET) == 0:
         caps["netns"] = True
         try:
             _build_jail(tmp_mb)
@@ -113,7 +129,8 @@ def _isolate(tmp_mb: int) -> None:
         os.chmod(caps["workdirs"], 0o711)
         # Root without a jail (no CAP_SYS_ADMIN): still drop to the run's uid when that uid
         # can read the standard library, so that RLIMIT_NPROC and file permissions apply.
-        caps["uid_drop"] = caps["root"] and _world_readable(os.path.dirname(os.__file__))
+        stdlib = os.path.dirname(os.__file__)
+        caps["uid_drop"] = caps["privileged"] and _world_readable(stdlib)
 
 
 def _world_readable(path: str) -> bool:
@@ -157,8 +174,7 @@ def _enter_child(limits: dict[str, Any], uid: int, cwd: str, memory_mb: int) -> 
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    os.environ.clear()
-    os.environ.update({"HOME": cwd, "PATH": "/usr/bin:/bin", "TMPDIR": cwd})
+    os.environ["HOME"] = os.environ["TMPDIR"] = cwd  # the rest was cleared in main()
 
 
 def _text_stream(fd: int) -> Any:
@@ -178,11 +194,8 @@ def _start_runner(req: dict[str, Any], uid: int, fds: list[int], workdir: str) -
             os.dup2(err, 2)
             _remap_fds([calls, answers])
             _enter_child(limits, uid, workdir, limits["memory_mb"])
-            sys.stdout = _text_stream(1)
-            sys.stderr = _text_stream(2)
-            sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
-            import random
-
+            sys.stdout, sys.stderr, sys.stdin = _STREAMS  # made once, in the zygote
+            gc.enable()  # the program may count on collecting its cycles
             random.seed(0)
             if limits["audit_hooks"]:
                 child.install_guard(workdir)
@@ -193,12 +206,29 @@ def _start_runner(req: dict[str, Any], uid: int, fds: list[int], workdir: str) -
     return pid
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int) -> bool:
     """Kill the runner's process group and the runner (a PID-namespace init takes its
-    namespace with it)."""
+    namespace with it). False when the runner could not be signalled: it is still root, in
+    its own (trusted, short) set-up, and the judge has already dropped to the run's uid."""
+    signalled = True
     for target in (-pid, pid):
-        with contextlib.suppress(OSError):
+        try:
             os.kill(target, signal.SIGKILL)
+        except PermissionError:
+            signalled = signalled and target != pid  # the group may still be root's
+        except OSError:
+            pass
+    return signalled
+
+
+def _stop_runner(pid: int, patience: float = 5.0) -> Any:
+    """Kill the runner and reap it; its resource usage. A judge that finishes before the
+    runner has dropped its privileges (a broken test source, a deadline hit during the
+    set-up) retries until the kill lands, so that no runner outlives its run."""
+    give_up = time.monotonic() + patience
+    while not _kill(pid) and time.monotonic() < give_up:
+        time.sleep(0.001)
+    return os.wait4(pid, 0)[2]
 
 
 def _kill_uid() -> None:
@@ -215,7 +245,7 @@ def _become_judge(uid: int, limits: dict[str, Any]) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     memory = max(limits["memory_mb"], 1024) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(limits["timeout"]) + 2
@@ -226,12 +256,12 @@ def _become_judge(uid: int, limits: dict[str, Any]) -> None:
 def supervise(run: int, req_fd: int, tests_fd: int, result_fd: int) -> None:
     """One run: read the request, fork the runner, then judge it and report."""
     started = time.monotonic()
-    req = json.loads(codec.read_all(req_fd))
+    req = marshal.loads(codec.read_all(req_fd))  # written by the host only
     os.close(req_fd)
     limits = req["limits"]
     deadline = started + limits["timeout"]
     uid = UID_BASE + (caps["uid_offset"] + run) % UID_SLOTS
-    workdir = os.path.join(caps["workdirs"], f"run-{run}")
+    workdir = _workdir(run)
     os.mkdir(workdir, 0o700)
     if caps["uid_drop"]:
         os.chown(workdir, uid, uid)
@@ -239,18 +269,17 @@ def supervise(run: int, req_fd: int, tests_fd: int, result_fd: int) -> None:
     answers_r, answers_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    pidns = caps["root"] and _libc.unshare(CLONE_NEWPID) == 0
+    pidns = caps["privileged"] and _unshare(CLONE_NEWPID) == 0
     runner = _start_runner(req, uid, [out_w, err_w, calls_r, answers_w], workdir)
     for fd in (calls_r, answers_w, out_w, err_w):
         os.close(fd)
     _become_judge(uid, limits)
-    spec = json.loads(codec.read_all(tests_fd))
+    spec = marshal.loads(codec.read_all(tests_fd))  # written by the host only
     os.close(tests_fd)
     outputs = codec.Outputs(out_r, err_r, limits["max_output_bytes"], lambda: _kill(runner))
     events, gone = child.judge_main(spec, calls_w, answers_r, outputs.wait, deadline)
     wall = time.monotonic() - started
-    _kill(runner)
-    usage = os.wait4(runner, 0)[2]
+    usage = _stop_runner(runner)
     stdout, stderr = outputs.finish()
     if not pidns and caps["uid_drop"]:
         _kill_uid()
@@ -269,8 +298,33 @@ def supervise(run: int, req_fd: int, tests_fd: int, result_fd: int) -> None:
     data = json.dumps(result, ensure_ascii=True).encode("ascii")
     while data:
         data = data[os.write(result_fd, data) :]
-    os.close(result_fd)
-    shutil.rmtree(workdir, ignore_errors=True)
+    os.close(result_fd)  # the zygote removes the working directory once this process exits
+
+
+def _workdir(run: int) -> str:
+    return os.path.join(caps["workdirs"], f"run-{run}")
+
+
+def _remove(path: str) -> None:
+    """Remove a finished run's working directory, as the zygote (root where there is a
+    jail: the run's uid may not write ``/tmp``). ``rmtree`` does not follow symlinks."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _reap(running: dict[int, str]) -> None:
+    """Collect the supervisors that have exited and remove their working directories."""
+    while running:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid = next(iter(running))
+        if pid == 0:
+            return
+        if pid in running:
+            _remove(running.pop(pid))
 
 
 def _load(name: str, path: str) -> Any:
@@ -284,33 +338,40 @@ def _load(name: str, path: str) -> Any:
 
 
 def main() -> None:
-    global child, codec
+    global child, codec, _STREAMS
     sock = socket.socket(fileno=int(sys.argv[1]))
     folder = os.path.dirname(sys.argv[2])
     codec = _load("_sandbox_codec", os.path.join(folder, "_sandbox_codec.py"))
     child = _load("_sandbox_child", sys.argv[2])
-    _isolate(int(sys.argv[3]))
+    _isolate(int(sys.argv[3]), sys.argv[4])
     for name in PREIMPORTS:
         __import__(name)
+    _STREAMS = (_text_stream(1), _text_stream(2), open(0, closefd=False))  # noqa: SIM115
+    os.environ.clear()  # every runner's environment: this, plus its own HOME and TMPDIR
+    os.environ["PATH"] = "/usr/bin:/bin"
     gc.collect()
     gc.freeze()  # forked children then leave the zygote's objects alone (fewer page copies)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.disable()  # no collection in the judge (short-lived, trusted); runners turn it back on
     sock.send(json.dumps({"ready": True, **caps}).encode())
+    running: dict[int, str] = {}
     run = 0
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
         if not message:
             break
+        _reap(running)
         run += 1
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             try:
                 sock.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 supervise(run, *fds)
             finally:
                 os._exit(0)
+        running[pid] = _workdir(run)
         for fd in fds:
             os.close(fd)
+    _reap(running)
     if not caps["jail"]:
         shutil.rmtree(caps["workdirs"], ignore_errors=True)
 

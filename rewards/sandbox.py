@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
+import marshal
 import os
 import select
 import signal
@@ -35,13 +37,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rlvr.rewards._sandbox_child import check_plan
 from rlvr.rewards._sandbox_codec import encode
 
 TestStatus = Literal["passed", "failed", "error", "timeout"]
 RunStatus = Literal["completed", "load_error", "timeout", "output_limit", "harness_error"]
+IsolationMode = Literal["full", "basic"]
+ISOLATION_MODES: tuple[str, ...] = ("full", "basic")
 
 HOST_GRACE = 15.0
 """Seconds past a run's own deadline after which the host gives up on it (SandboxError)."""
+STOP_GRACE = 1.0
+"""Seconds the zygote gets to clean up after its socket closes, before it is killed."""
 TMPFS_MB = 256
 """Size of the tmpfs that holds every run's working directory (when the jail is available)."""
 
@@ -119,12 +126,19 @@ class TestSuite:
             raise ValueError("a TestSuite needs exactly one of cases and check")
 
     def spec(self) -> dict[str, Any]:
-        """The JSON document the judge reads."""
+        """What the judge reads (sent by :mod:`marshal`: the check is compiled here, once)."""
         if self.check is not None:
-            kind = {"kind": "check", "test": self.check, "setup": self.setup}
-            return {"entry_point": self.entry_point, **kind}
+            plan = _cached_plan(self.check, self.setup)
+            return {"entry_point": self.entry_point, "kind": "check", "plan": plan}
         cases = [{"args": encode(list(c.args)), "expected": encode(c.expected)} for c in self.cases]
         return {"entry_point": self.entry_point, "kind": "cases", "cases": cases}
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_plan(test: str, setup: str) -> dict[str, Any]:
+    """:func:`check_plan`, compiled once per distinct test source (code objects are
+    immutable; the dict is only ever marshalled)."""
+    return check_plan(test, setup)
 
 
 @dataclass(frozen=True)
@@ -179,9 +193,20 @@ class RunResult:
 
 
 class Sandbox:
-    """A pool-free executor: one zygote, forking fresh processes per run (thread-safe)."""
+    """A pool-free executor: one zygote, forking fresh processes per run (thread-safe).
 
-    def __init__(self) -> None:
+    ``isolation="full"`` (the default) uses every layer the machine allows (as root:
+    network and mount namespaces, a read-only jail, a uid per run, a PID namespace per run).
+    ``isolation="basic"`` forces the fallback that a non-root host gets: rlimits, a fresh
+    process in its own session, a clean environment, closed descriptors, a separate judge
+    and the in-process guard, and nothing that needs privileges (the programs then run as
+    the host's user: under root, as root). It exists to test that path (docs/sandbox.md).
+    """
+
+    def __init__(self, isolation: IsolationMode = "full") -> None:
+        if isolation not in ISOLATION_MODES:
+            raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
+        self.mode: IsolationMode = isolation
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
@@ -193,6 +218,9 @@ class Sandbox:
     def isolation(self) -> tuple[str, ...]:
         """The layers this machine allows (starts the zygote if needed)."""
         self.start()
+        return self._layers()
+
+    def _layers(self) -> tuple[str, ...]:
         always = ("fresh process", "rlimits", "new session", "clean env", "closed fds")
         extra = [name for name in ("netns", "jail", "uid_drop") if self.capabilities.get(name)]
         return always + tuple(extra)
@@ -210,7 +238,7 @@ class Sandbox:
         log = self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _stop
         command = [sys.executable, "-S", "-s", "-B", "-c", _BOOT]
         command += [str(_HERE / "_sandbox_zygote.py"), str(child.fileno())]
-        command += [str(_HERE / "_sandbox_child.py"), str(TMPFS_MB)]
+        command += [str(_HERE / "_sandbox_child.py"), str(TMPFS_MB), self.mode]
         env = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
         self._process = subprocess.Popen(
             command,
@@ -246,8 +274,10 @@ class Sandbox:
             self._socket.close()
             self._socket = None
         if self._process is not None and self._owner == os.getpid():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(STOP_GRACE)  # it removes its working directories on EOF
             with contextlib.suppress(OSError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+                os.killpg(self._process.pid, signal.SIGKILL)  # and what is left of its runs
             self._process.wait()
         self._process = None
         if self._log is not None:
@@ -274,8 +304,8 @@ class Sandbox:
     def run(self, program: str, suite: TestSuite, limits: Limits | None = None) -> RunResult:
         """Run ``program`` against ``suite`` under ``limits``; never raises for bad programs."""
         limits = limits or Limits()
-        request = {"program": program, "entry_point": suite.entry_point, "limits": asdict(limits)}
-        payloads = [json.dumps(request).encode(), json.dumps(suite.spec()).encode()]
+        request = {"program": program, "entry_point": suite.entry_point, "limits": _fields(limits)}
+        payloads = [marshal.dumps(request), marshal.dumps(suite.spec())]
         pipes = [os.pipe() for _ in range(3)]
         (req_r, req_w), (tests_r, tests_w), (res_r, res_w) = pipes
         try:
@@ -301,7 +331,14 @@ class Sandbox:
         return self._result(json.loads(raw), limits)
 
     def _result(self, raw: dict[str, Any], limits: Limits) -> RunResult:
-        return build_result(raw, limits, self.isolation + (("pidns",) if raw["pidns"] else ()))
+        layers = self._layers() + (("pidns",) if raw["pidns"] else ())
+        return build_result(raw, limits, layers)
+
+
+@functools.lru_cache(maxsize=256)
+def _fields(limits: Limits) -> dict[str, Any]:
+    """``asdict(limits)``, once per distinct :class:`Limits` (it is frozen)."""
+    return asdict(limits)
 
 
 def build_result(raw: dict[str, Any], limits: Limits, isolation: tuple[str, ...]) -> RunResult:
@@ -379,8 +416,10 @@ def run_tests(program: str, suite: TestSuite, limits: Limits | None = None) -> R
 
 
 __all__ = [
+    "ISOLATION_MODES",
     "SANDBOX",
     "Case",
+    "IsolationMode",
     "Limits",
     "RunResult",
     "Sandbox",
