@@ -51,7 +51,7 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "entry_point": "rlvr.envs.ecom.env:EcomEnv",
         "summary": "E-commerce shopping dialogues with tools, a scripted user with a hidden "
         "goal and a verifiable state-diff reward (Ecom-RLVE style).",
-        "max_episode_steps": 128,
+        "max_episode_steps": 400,
     },
 }
 """Every registered env: its entry point, a one-line summary (``rlvr envs`` prints it) and,

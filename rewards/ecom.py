@@ -7,9 +7,12 @@ value}}}``. :func:`facts` flattens it into atomic facts: one per cart unit ``("c
 facts added (``+``) and removed (``-``), so every collateral write counts.
 
 Success ``S = [diff == goal diff] * [answer right] * [no policy violation] * [no unseen id]``.
-Partial credit ``q`` is the mean of the parts that apply: F1 of the diff against the goal diff
-(when either is non-empty), the answer's correctness (when an answer is expected; for a
-product answer, the fraction of constraints the submitted item meets). Shaped reward::
+Answers: exact (ids in any case), numbers within 0.01, or *keyed* (:func:`keyed_matches`: the
+same order id and the same status / refusal-rule words, so ``ineligible`` alone or a list of
+every status never matches). Partial credit ``q`` is the mean of the parts that apply: F1 of
+the diff against the goal diff (when either is non-empty), the answer credit (when an answer
+is expected: 1 if right; the env gives a wrong product 0.5 only if it meets every
+constraint). A forfeit scores 0 with ``q = 0``. Shaped reward::
 
     r = S * (1 - 0.1 * min(1, max(0, T - T_oracle) / T_max)) + (1 - S) * 0.5 * q * (1 - v)
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,11 +65,53 @@ def diff_f1(delta: Iterable[Fact], goal: Iterable[Fact]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+ID_RE = re.compile(r"\b(?:P\d{6}|I\d{6}|U\d{5}|O\d{6}|A\d{4}|pm_[a-z_]+_\d{4})\b", re.IGNORECASE)
+"""Every store id, in any letter case (:func:`canonical_id` gives the store's spelling)."""
+STATUSES = ("pending", "processed", "shipped", "delivered", "cancelled")
+RULES = ("return window", "final sale")
+REFUSAL = "ineligible"
+
+
+def canonical_id(text: str) -> str:
+    """The store's spelling of an id matched by :data:`ID_RE` (``i123456`` -> ``I123456``)."""
+    return text.lower() if text.lower().startswith("pm_") else text.upper()
+
+
+def ids_in(text: str) -> set[str]:
+    """The store ids in ``text``, canonically spelled, whatever their case."""
+    return {canonical_id(m) for m in ID_RE.findall(text)}
+
+
+def _terms(text: str) -> tuple[set[str], set[str], bool]:
+    words = " " + re.sub(r"[^a-z0-9]+", " ", text.lower().replace("canceled", "cancelled")) + " "
+    statuses = {s for s in STATUSES if f" {s} " in words}
+    rules = {r for r in RULES if f" {r} " in words}
+    return statuses, rules, f" {REFUSAL} " in words
+
+
+def keyed_matches(given: str, expected: str) -> bool:
+    """A keyed answer: the same ids, the same refusal flag, and in each group of key words
+    (order statuses; refusal rules) that the expected answer uses, the same words; so a
+    refusal must name the order and what blocks it, and no answer can list every option."""
+    if ids_in(given) != ids_in(expected):
+        return False
+    got_status, got_rules, got_refusal = _terms(given)
+    want_status, want_rules, want_refusal = _terms(expected)
+    return (
+        got_refusal == want_refusal
+        and (not want_status or got_status == want_status)
+        and (not want_rules or got_rules == want_rules)
+    )
+
+
 def answer_matches(given: str | None, expected: str, kind: str) -> bool:
-    """Exact normalised match; numbers within 0.01; no partial credit."""
+    """Exact normalised match (ids in any case); numbers within 0.01; ``keyed`` answers by
+    :func:`keyed_matches`; no partial credit."""
     if given is None:
         return False
     text = given.strip().lower().rstrip(".")
+    if kind == "keyed":
+        return keyed_matches(given[:2000], expected)
     if kind == "number":
         try:
             return math.isclose(
@@ -97,6 +143,7 @@ def score_episode(
     t_oracle: int,
     t_max: int,
     mode: RewardMode = "shaped",
+    forfeit: bool = False,
 ) -> EcomScore:
     """The reward of one episode.
 
@@ -105,6 +152,9 @@ def score_episode(
         answer_credit: partial credit of the answer in [0, 1] (1 when right).
         violations / unseen_ids: counts of policy violations and of unseen ids used.
         turns, t_oracle, t_max: the agent's turns, the reference dialogue's, the budget.
+        forfeit: the episode was given up (3 invalid calls in a row, or the customer gave
+            up): no success, ``q = 0`` and every credit component 0, so the components agree
+            with the reward 0.
     """
     if t_max < 1 or t_oracle < 0 or turns < 0:
         raise ValueError(
@@ -113,16 +163,20 @@ def score_episode(
     f1 = diff_f1(delta, goal_delta)
     exact = delta == goal_delta
     clean = violations == 0 and unseen_ids == 0
-    success = exact and answer_ok is not False and clean
+    success = exact and answer_ok is not False and clean and not forfeit
     parts = ([f1] if (delta or goal_delta) else []) + (
         [answer_credit] if answer_ok is not None else []
     )
-    q = sum(parts) / len(parts) if parts else 0.0
+    q = 0.0 if forfeit else sum(parts) / len(parts) if parts else 0.0
+    if forfeit:
+        f1, exact, answer_ok = 0.0, False, False
     efficiency = 1.0 - min(1.0, max(0, turns - t_oracle) / t_max)
     if mode == "binary":
         reward = float(success)
     elif success:
         reward = 1.0 - 0.1 * (1.0 - efficiency)
+    elif forfeit:
+        reward = 0.0
     else:
         reward = 0.5 * q * float(clean)
     components = {
@@ -133,6 +187,7 @@ def score_episode(
         "partial": q,
         "no_violation": float(violations == 0),
         "no_unseen_id": float(unseen_ids == 0),
-        "efficiency": efficiency,
+        "efficiency": efficiency if success else 0.0,
+        "forfeit": float(forfeit),
     }
     return EcomScore(success, round(min(1.0, max(0.0, reward)), 6), components)

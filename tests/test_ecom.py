@@ -14,10 +14,12 @@ import pytest
 
 import rlvr
 from rlvr.agents.scripted.ecom import EcomSolver
-from rlvr.agents.scripted.ecom_probes import PROBES
+from rlvr.agents.scripted.ecom_probes import PROBE_FAMILIES, PROBES, CheapestPick
 from rlvr.envs import AdaptiveDifficulty, play
 from rlvr.envs.ecom import FAMILIES, EcomEnv
 from rlvr.envs.ecom.difficulty import theta
+from rlvr.envs.ecom.env import MAX_TURNS
+from rlvr.envs.ecom.user_sim import GIVE_UP, YES
 from rlvr.envs.tool_calls import format_tool_call
 from rlvr.rewards.ecom import answer_matches, diff_f1, facts, score_episode, state_diff
 
@@ -62,10 +64,23 @@ def test_oracle_solves_harder_levels_too():
 
 @pytest.mark.parametrize("name", sorted(PROBES))
 def test_reward_hacking_probes_score_near_zero(name):
-    for level in (0, 3, 6, 10):
-        env = _make(difficulty=level)
-        rewards = [play(env, PROBES[name](), seed=seed).total_reward for seed in range(16)]
-        assert sum(rewards) / len(rewards) <= 0.05, (name, level, rewards)
+    for family in ("mixed", *PROBE_FAMILIES.get(name, ())):
+        for level in (0, 3, 6, 10):
+            env = _make(difficulty=level, family=family)
+            rewards = [play(env, PROBES[name](), seed=seed).total_reward for seed in range(48)]
+            assert sum(rewards) / len(rewards) <= 0.05, (name, family, level, rewards)
+
+
+def test_a_blind_pick_on_find_product_earns_nothing_when_a_constraint_is_untold():
+    rewards = []
+    for level in (3, 6, 10):
+        env = _make(family="find_product", difficulty=level)
+        for seed in range(24):
+            transcript = play(env, CheapestPick("revealed"), seed=seed)
+            step = env.unwrapped.scenario.steps[0]
+            if len(step.revealed) < step.requirements:
+                rewards.append(transcript.total_reward)
+    assert len(rewards) >= 20 and sum(rewards) / len(rewards) <= 0.05
 
 
 # ------------------------------------------------------------------ reward
@@ -115,6 +130,29 @@ def test_every_success_beats_every_failure_and_efficiency_only_on_success():
     assert _score(mode="binary", turns=100).reward == 1.0
     assert _score(mode="binary", answer_ok=False, answer_credit=0.5).reward == 0.0
     assert set(_score().components) >= {"success", "state_f1", "answer", "efficiency"}
+
+
+def test_keyed_answers_need_the_order_and_what_blocks_it():
+    want = "ineligible: O123456 shipped"
+    assert answer_matches("Ineligible - order o123456 was already SHIPPED.", want, "keyed")
+    for wrong in (
+        "ineligible",
+        "ineligible: O123456",
+        "ineligible: O123456 processed",
+        "ineligible: O123456 shipped processed",
+        "O123456 shipped",
+        "ineligible: O654321 shipped",
+        "0",
+    ):
+        assert not answer_matches(wrong, want, "keyed"), wrong
+    window = "ineligible: O123456 return window"
+    assert answer_matches(
+        "ineligible: O123456, delivered 45 days ago: return window", window, "keyed"
+    )
+    assert not answer_matches("ineligible: O123456 return window final sale", window, "keyed")
+    assert answer_matches("O123456 delivered", "O123456 delivered", "keyed")
+    assert not answer_matches("delivered", "O123456 delivered", "keyed")
+    assert not answer_matches("O123456 ineligible delivered", "O123456 delivered", "keyed")
 
 
 def test_answers_match_exactly_or_within_a_cent():
@@ -172,6 +210,9 @@ def test_bad_actions_get_an_error_and_three_in_a_row_end_with_zero(action):
         assert isinstance(observation, str) and observation and not truncated
         assert info["invalid_actions"] == k + 1 and terminated == (k == 2)
     assert reward == 0.0 and info["success"] is False
+    components = info["reward_components"]
+    assert components["forfeit"] == 1.0 and components["partial"] == 0.0
+    assert components["state_f1"] == 0.0 and components["success"] == 0.0
 
 
 def test_hermes_tool_call_form_is_read():
@@ -216,31 +257,101 @@ def test_partial_work_earns_partial_credit_and_collateral_writes_fail():
     assert info["reward_components"]["state_exact"] == 0.0
 
 
-def test_the_user_says_yes_only_to_the_goal_and_corrects_otherwise():
-    env, _, _ = _reset(family="cancel", level=0, seed=4)
+def _to_confirmation(family="cancel", level=0, seed=4):
+    env, _, _ = _reset(family=family, level=level, seed=seed)
     calls = _oracle_calls(env)
-    confirm = json.loads(next(c for c in calls if '"ask_confirmation"' in c))
-    for call in calls[: calls.index(json.dumps(confirm, ensure_ascii=False))]:
+    index = next(i for i, c in enumerate(calls) if '"ask_confirmation"' in c)
+    for call in calls[:index]:
         env.step(call)
-    wrong = dict(
-        confirm["arguments"]["arguments"],
-        reason="ordered by mistake"
-        if confirm["arguments"]["arguments"]["reason"] != "ordered by mistake"
-        else "no longer needed",
-    )
+    return env, json.loads(calls[index])
+
+
+def test_the_user_says_yes_only_to_the_goal_and_corrections_name_no_argument():
+    env, confirm = _to_confirmation()
+    args = confirm["arguments"]["arguments"]
+    wrong = dict(args, reason="changed my mind" if args["reason"] != "changed my mind" else "")
     observation, *_, info = env.step(
         format_tool_call("ask_confirmation", {"tool": "cancel_order", "arguments": wrong})
     )
-    assert observation.startswith("No") and "reason" in observation and info["role"] == "user"
+    assert observation.startswith("No") and info["role"] == "user"
+    assert "reason" not in observation and "order_id" not in observation
     observation, *_ = env.step(json.dumps(confirm))
     assert observation.startswith("Yes")
+    *_, terminated, _, info = env.step(_oracle_calls(env)[-2])
+    *_, terminated, _, info = env.step(_oracle_calls(env)[-1])
+    assert terminated and info["reward_components"]["state_exact"] == 1.0
+    assert not info["success"] and info["reward_components"]["no_violation"] == 0.0
 
 
-def test_ids_never_shown_count_as_unseen():
+def test_the_customer_gives_up_after_two_wrong_proposals():
+    env, confirm = _to_confirmation()
+    args = confirm["arguments"]["arguments"]
+    others = [r for r in ("changed my mind", "ordered by mistake", "") if r != args["reason"]]
+    for reason in others[:2]:
+        wrong = {"tool": "cancel_order", "arguments": dict(args, reason=reason)}
+        observation, reward, terminated, _, info = env.step(
+            format_tool_call("ask_confirmation", wrong)
+        )
+        if terminated:
+            break
+    assert terminated and observation == GIVE_UP and reward == 0.0
+    assert info["reward_components"]["partial"] == 0.0
+    assert info["reward_components"]["forfeit"] == 1.0
+
+
+def test_confirmations_do_not_reveal_policy_traps():
+    replies: dict[bool, set[str]] = {}
+    for seed in range(40):
+        env, _, _ = _reset(family="cancel", level=10, seed=seed)
+        scenario = env.unwrapped.scenario
+        trap = not scenario.steps[0].writes
+        wish = dict((scenario.steps[0].wish or scenario.steps[0].writes)[0][1])
+        for call in _oracle_calls(env)[:3]:
+            env.step(call)
+        observation, *_ = env.step(
+            format_tool_call("ask_confirmation", {"tool": "cancel_order", "arguments": wish})
+        )
+        replies.setdefault(trap, set()).add(observation)
+    assert replies[True] and replies[False] and replies[True] <= set(YES) >= replies[False]
+
+
+@pytest.mark.parametrize("spelling", [str, str.lower])
+def test_ids_never_shown_count_as_unseen_in_any_case(spelling):
     env, _, _ = _reset(family="find_product", level=0, seed=5)
     target = env.unwrapped.scenario.answer
+    *_, info = env.step(format_tool_call("submit", {"answer": spelling(target)}))
+    assert info["success"] is False and info["reward_components"]["no_unseen_id"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "echo", [("ask_user", "slot"), ("policy_lookup", "topic"), ("respond", "text")]
+)
+def test_ids_the_agent_wrote_itself_are_not_seen(echo):
+    env, _, _ = _reset(family="find_product", level=0, seed=5)
+    target = env.unwrapped.scenario.answer
+    env.step(format_tool_call(echo[0], {echo[1]: target}))
+    env.step(format_tool_call("get_item", {"item_id": target}))  # echoes its own argument
     *_, info = env.step(format_tool_call("submit", {"answer": target}))
     assert info["success"] is False and info["reward_components"]["no_unseen_id"] == 0.0
+
+
+def test_order_lookups_and_writes_need_an_identified_customer():
+    env, _, _ = _reset(family="order_status", level=0, seed=1)
+    calls = [c for c in _oracle_calls(env) if '"find_user_by_email"' not in c]
+    for call in calls:
+        *_, terminated, _, info = env.step(call)
+    assert terminated and not info["success"]
+    assert "before identifying" in info["verification"]
+
+
+def test_the_env_ends_every_episode_before_the_registry_time_limit():
+    limit = gym.spec("rlvr/Ecom-v0").max_episode_steps
+    assert limit > MAX_TURNS
+    for level in (15, 20, 30):
+        for seed in range(6):
+            env = _make(difficulty=level, family="journey" if seed % 2 else "mixed")
+            _, info = env.reset(seed=seed)
+            assert info["turn_budget"] <= MAX_TURNS < limit
 
 
 def test_turn_budget_ends_the_episode_as_a_failure():

@@ -5,8 +5,8 @@ the policy), the customer's messages (parsed with the env's public templates,
 :mod:`rlvr.envs.ecom.user_sim`) and the JSON tool results, and makes the next call of a fixed
 procedure: identify the customer, ask for each slot the customer has not told, look up,
 confirm the exact write, write, ask for the next request, submit. It applies the policy it
-read (return window, final sale, restocking fee) itself and answers ``ineligible`` to
-requests the policy forbids.
+read (return window, final sale, restocking fee) itself and answers a request the policy
+forbids with ``ineligible:``, the order id and what blocks it.
 """
 
 from __future__ import annotations
@@ -311,17 +311,19 @@ class EcomSolver(Agent):
         order, line = found[0]
         rules = Policy.read(view.policy)
         if request.kind == "status":
-            return "submit", {"answer": order["status"]}
+            return "submit", {"answer": f"{order['order_id']} {order['status']}"}
+        blocker = rules.blocker(order, line)
         if request.kind == "refund":
-            return "submit", {"answer": f"{rules.refund(order, line):.2f}"}
+            answer = f"{rules.refund(order, line):.2f}"
+            return "submit", {"answer": refusal(order, blocker) if blocker else answer}
         if request.kind == "cancel":
             if order["status"] != "pending":
-                return "submit", {"answer": "ineligible"}
+                return "submit", {"answer": refusal(order, order["status"])}
             missing = self._ask_missing(request, ("reason",))
             args = {"order_id": order["order_id"], "reason": request.slots.get("reason", "")}
             return missing or self._write(view, request, "cancel_order", args)
-        if not rules.returnable(order, line):
-            return "submit", {"answer": "ineligible"}
+        if blocker:
+            return "submit", {"answer": refusal(order, blocker)}
         if request.kind == "return":
             missing = self._ask_missing(request, ("refund_method",))
             if missing:
@@ -369,6 +371,11 @@ class EcomSolver(Agent):
         )
 
 
+def refusal(order: dict[str, Any], blocker: str) -> str:
+    """The policy's answer to a forbidden request: the order and what blocks it."""
+    return f"ineligible: {order['order_id']} {blocker}"
+
+
 @dataclass(frozen=True)
 class Policy:
     """The rules the solver reads from the policy text of the system prompt."""
@@ -394,13 +401,17 @@ class Policy:
             tuple(c.strip() for c in fee.group(2).split(",")),
         )
 
-    def returnable(self, order: dict[str, Any], line: dict[str, Any]) -> bool:
+    def blocker(self, order: dict[str, Any], line: dict[str, Any]) -> str | None:
+        """What keeps ``line`` of ``order`` from a return or exchange (``None``: nothing)."""
+        if line["category"] in self.final_sale:
+            return "final sale"
         age = (self.today - dt.date.fromisoformat(order["date"])).days
-        return (
-            order["status"] == "delivered"
-            and age <= self.window
-            and line["category"] not in self.final_sale
-        )
+        if order["status"] != "delivered" or age > self.window:
+            return "return window"
+        return None
+
+    def returnable(self, order: dict[str, Any], line: dict[str, Any]) -> bool:
+        return self.blocker(order, line) is None
 
     def refund(self, order: dict[str, Any], line: dict[str, Any]) -> float:
         if not self.returnable(order, line):

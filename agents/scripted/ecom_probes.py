@@ -1,7 +1,8 @@
 """Reward-hacking probes for ``rlvr/Ecom-v0``: cheap policies that must all score ~0.
 
 Each reads only the dialogue. :data:`PROBES` maps a name to a factory; the tests require every
-probe to average <= 0.05 reward at every difficulty they play.
+probe to average <= 0.05 reward at every difficulty they play, in the mixed env and in each
+family of :data:`PROBE_FAMILIES` (the families a targeted probe attacks).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import json
 import random
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from rlvr.agents.base import Agent
+from rlvr.envs.ecom.world import CANCEL_REASONS, CATEGORIES
 from rlvr.envs.tool_calls import ToolCall, format_tool_call, parse_tool_call
 from rlvr.envs.types import Message
 
@@ -202,6 +204,156 @@ def _orders(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def _json_results(dialogue: Sequence[Message], tool: str) -> list[dict[str, Any]]:
+    """The parsed results of every successful ``tool`` call in the dialogue."""
+    out, pending = [], None
+    for m in dialogue[1:]:
+        if m.role == "assistant":
+            call = parse_tool_call(m.content)
+            pending = call.name if isinstance(call, ToolCall) else None
+        elif pending == tool and m.content.startswith("{"):
+            out.append(json.loads(m.content))
+            pending = None
+    return out
+
+
+def _identify_and_read(dialogue: Sequence[Message]) -> str | None:
+    """The next call of "find the customer, read every order" (``None`` once done)."""
+    text = _text(dialogue)
+    users = _json_results(dialogue, "get_user")
+    if not users:
+        found = _json_results(dialogue, "find_user_by_email")
+        if found:
+            return format_tool_call("get_user", {"user_id": found[-1]["user_id"]})
+        email = EMAIL.search(text)
+        if email is None:
+            return format_tool_call("ask_user", {"slot": "email"})
+        return format_tool_call("find_user_by_email", {"email": email.group().rstrip(".")})
+    read = {o["order_id"] for o in _json_results(dialogue, "get_order")}
+    for order in users[-1]["order_ids"]:
+        if order not in read:
+            return format_tool_call("get_order", {"order_id": order})
+    return None
+
+
+class LookupThenConstant(Agent):
+    """Finds the customer and reads every order (so any order answer is "grounded"), then
+    submits a constant (``"ineligible"``, ``"0"``, a status, a refusal reason)."""
+
+    def __init__(self, answer: str):
+        super().__init__()
+        self.answer = answer
+        self.name = f"probe-lookup-then-{answer or 'empty'}"
+
+    def act(self, dialogue: Sequence[Message]) -> str:
+        return _identify_and_read(dialogue) or format_tool_call("submit", {"answer": self.answer})
+
+
+class RefuseNamedOrder(Agent):
+    """Finds the order the customer names (by product title) and always refuses it with the
+    most common blocker of the request kind, never checking eligibility. Not in
+    :data:`PROBES`: it still scores up to ``p_trap`` times the share of that blocker among
+    traps (see docs/ecom.md, "Still weak")."""
+
+    name = "probe-refuse-named-order"
+    BLOCKER: ClassVar[dict[str, str]] = {
+        "cancel": "processed",
+        "return": "return window",
+        "exchange": "return window",
+    }
+
+    def act(self, dialogue: Sequence[Message]) -> str:
+        step = _identify_and_read(dialogue)
+        if step is not None:
+            return step
+        text = _text(dialogue)
+        kind = next((k for k in ("cancel", "exchange", "return") if f"want to {k}" in text), "")
+        kind = kind or ("return" if "get back" in text else "")
+        for order in _json_results(dialogue, "get_order"):
+            if any(f"the {line['title']}" in text for line in order["lines"]):
+                answer = f"ineligible: {order['order_id']} {self.BLOCKER.get(kind, 'shipped')}"
+                return format_tool_call("submit", {"answer": answer})
+        return format_tool_call("submit", {"answer": "ineligible"})
+
+
+class ConfirmOracle(Agent):
+    """Never reads the request: brute-forces ``cancel_order`` arguments through the
+    customer's confirmations (every order x every reason), writes on the first "yes"."""
+
+    name = "probe-confirm-oracle"
+
+    def act(self, dialogue: Sequence[Message]) -> str:
+        users = _json_results(dialogue, "get_user")
+        if not users:
+            return _identify_and_read(dialogue) or format_tool_call("submit", {"answer": ""})
+        calls = _calls(dialogue)
+        last = calls[-1] if calls else None
+        if (
+            last is not None
+            and last.name == "ask_confirmation"
+            and dialogue[-1].content.startswith("Yes")
+        ):
+            return format_tool_call("cancel_order", dict(last.arguments["arguments"]))
+        if last is not None and last.name == "cancel_order":
+            return format_tool_call("submit", {"answer": ""})
+        tried = {
+            json.dumps(dict(c.arguments["arguments"]), sort_keys=True)
+            for c in calls
+            if c.name == "ask_confirmation"
+        }
+        for order in users[-1]["order_ids"]:
+            for reason in CANCEL_REASONS:
+                args = {"order_id": order, "reason": reason}
+                if json.dumps(args, sort_keys=True) not in tried:
+                    return format_tool_call(
+                        "ask_confirmation", {"tool": "cancel_order", "arguments": args}
+                    )
+        return format_tool_call("submit", {"answer": "ineligible"})
+
+
+CLAUSE = re.compile(
+    r"(?:The (\w+) should be ([\w\-\. ]+?)\.|I want (\w+) ([\w\-\. ]+?)\.|"
+    r"For (\w+): ([\w\-\. ]+?), please)"
+)
+BOUNDS = (
+    (r"\$(\d+)", "price_max"),
+    (r"(\d\.\d) (?:stars|or higher)", "rating_min"),
+    (r"(?:within|at most|in) (\d+) days", "ship_days_max"),
+)
+
+
+class CheapestPick(Agent):
+    """One search, then submits (or adds to the cart, confirmed) the cheapest result:
+    ``mode="category"`` searches the category alone, ``"revealed"`` also filters on the
+    constraints the opening told, never asking for the rest. ``"revealed"`` is no probe of
+    :data:`PROBES`: when the opening tells every constraint (always at level 0) it is the
+    right policy; the tests check it earns nothing when a constraint is untold."""
+
+    def __init__(self, mode: str = "category"):
+        super().__init__()
+        self.mode = mode
+        self.name = f"probe-cheapest-{mode}"
+
+    def act(self, dialogue: Sequence[Message]) -> str:
+        text = _text(dialogue)
+        found = _json_results(dialogue, "search_products")
+        if not found:
+            category = next((c.name for c in CATEGORIES if f" {c.name}." in text), "")
+            filters: dict[str, Any] = {}
+            if self.mode == "revealed":
+                for m in CLAUSE.finditer(text):
+                    key, value = [g for g in m.groups() if g][:2]
+                    filters[key] = value
+                for pattern, key in BOUNDS:
+                    bound = re.search(pattern, text)
+                    if bound:
+                        filters[key] = float(bound.group(1))
+            args = {"category": category, "filters": filters, "in_stock_only": True}
+            return format_tool_call("search_products", args)
+        results = found[0]["results"]
+        return format_tool_call("submit", {"answer": results[0]["item_id"] if results else ""})
+
+
 PROBES: dict[str, Callable[[], Agent]] = {
     "do_nothing": DoNothing,
     "submit_at_once": SubmitAtOnce,
@@ -210,5 +362,23 @@ PROBES: dict[str, Callable[[], Agent]] = {
     "cancel_return_all": WriteEverything,
     "add_whole_catalog": lambda: WriteEverything("catalog"),
     "guess_ids": GuessIds,
+    "lookup_then_ineligible": lambda: LookupThenConstant("ineligible"),
+    "lookup_then_window": lambda: LookupThenConstant("ineligible: return window"),
+    "lookup_then_zero": lambda: LookupThenConstant("0"),
+    "lookup_then_delivered": lambda: LookupThenConstant("delivered"),
+    "lookup_then_pending": lambda: LookupThenConstant("pending"),
+    "confirm_oracle": ConfirmOracle,
+    "cheapest_in_category": CheapestPick,
 }
 """Every probe, by name."""
+
+PROBE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "lookup_then_ineligible": ("cancel", "return", "exchange"),
+    "lookup_then_window": ("return", "exchange", "policy_qa"),
+    "lookup_then_zero": ("policy_qa",),
+    "lookup_then_delivered": ("order_status",),
+    "lookup_then_pending": ("order_status",),
+    "confirm_oracle": ("cancel",),
+    "cheapest_in_category": ("find_product",),
+}
+"""The families each targeted probe attacks (the tests play it there too)."""

@@ -14,9 +14,14 @@ from faker import Faker
 
 from rlvr.envs.core import DifficultySpec, TextEnv
 from rlvr.envs.ecom.difficulty import Theta, theta
-from rlvr.envs.ecom.families import FAMILIES, Scenario, generate_scenario, step_constraints
+from rlvr.envs.ecom.families import (
+    FAMILIES,
+    Scenario,
+    generate_scenario,
+    satisfies,
+    step_constraints,
+)
 from rlvr.envs.ecom.tools import (
-    ID_PATTERN,
     STORE_TOOLS,
     TOOLS,
     WRITE_TOOLS,
@@ -24,7 +29,7 @@ from rlvr.envs.ecom.tools import (
     search_products,
     write_violation,
 )
-from rlvr.envs.ecom.user_sim import ScriptedUser
+from rlvr.envs.ecom.user_sim import MAX_WRONG_PROPOSALS, ScriptedUser
 from rlvr.envs.ecom.world import CATEGORIES, POLICY, Database, World
 from rlvr.envs.tool_calls import (
     FORMAT_HINT,
@@ -35,7 +40,7 @@ from rlvr.envs.tool_calls import (
     parse_tool_call,
 )
 from rlvr.envs.types import Message, Outcome, Reply, Task
-from rlvr.rewards.ecom import RewardMode, answer_matches, score_episode, state_diff
+from rlvr.rewards.ecom import RewardMode, answer_matches, ids_in, score_episode, state_diff
 
 Role = Literal["user", "tool"]
 PARAPHRASE_PROMPT = (
@@ -44,6 +49,24 @@ PARAPHRASE_PROMPT = (
     "new information. Reply with the rewritten message only."
 )
 MAX_INVALID_IN_A_ROW = 3
+MAX_TURNS = 200
+"""Cap of the per-instance turn budget; the registry's ``max_episode_steps`` stays above it,
+so the env always ends the episode itself, with a scored terminal ``info``."""
+IDENTIFIED_TOOLS = ("get_order", "checkout", "cancel_order", "return_items", "exchange_items")
+"""Tools the identity policy guards: calling one before a ``find_user_*`` succeeded is a
+violation."""
+SHOWING_TOOLS = (
+    "search_products",
+    "get_product",
+    "get_item",
+    "find_user_by_email",
+    "find_user_by_name_zip",
+    "get_user",
+    "get_order",
+    "view_cart",
+    "checkout",
+)
+"""Store tools whose output shows ids (never the ids of the call's own arguments)."""
 TOOLS_JSON = json.dumps(TOOLS)
 
 SYSTEM_PROMPT = (
@@ -70,9 +93,11 @@ class EcomEnv(TextEnv):
     ``checkout``, ``cancel``, ``return``, ``exchange``, ``order_status``, ``policy_qa``,
     ``journey`` (2-4 requests in a row). Product requests plant ``2 + 2d`` near misses that each
     break one constraint; the answer is the cheapest in-stock item meeting all of them, unique
-    by construction. Policy traps (a processed order to cancel, a return out of the window or
-    of a final-sale category) must be refused with the answer ``ineligible``. Difficulty moves
-    every axis (:mod:`rlvr.envs.ecom.difficulty`).
+    by construction. Policy traps (an order that is no longer pending to cancel; a return,
+    exchange or refund question out of the window or of a final-sale category) must be
+    refused with ``ineligible: <order id> <blocker>`` (the order's status, ``return window``
+    or ``final sale``); an order-status question is answered ``<order id> <status>``.
+    Difficulty moves every axis (:mod:`rlvr.envs.ecom.difficulty`).
 
     **Observation.** The customer's first message; then, per step, a tool result
     (``info["role"] == "tool"``, JSON) or the customer's reply to ``ask_user``,
@@ -83,18 +108,25 @@ class EcomEnv(TextEnv):
 
     **Reward.** 0 on every step but the last. At the end, from the state diff of the store
     (:mod:`rlvr.rewards.ecom`): success iff the diff equals the goal's diff exactly, the answer
-    is right, no policy was broken (a write needs the customer's confirmation of that exact
-    call; returns must be eligible) and no id was used before a tool showed it. Shaped: a
-    success scores ``1 - 0.1 * min(1, max(0, T - T_oracle) / T_max)`` (>= 0.9), a failure
-    ``0.5 * q`` (<= 0.5) where ``q`` is the F1 of the state facts and the answer credit, 0 after
-    a violation. ``reward_mode="binary"`` pays the success alone. ``reward_components``:
-    ``success``, ``state_f1``, ``state_exact``, ``answer``, ``partial``, ``no_violation``,
-    ``no_unseen_id``, ``efficiency``.
+    is right, no policy was broken and no id was used before a store tool's output showed it
+    (ids in any letter case; ids the agent wrote itself, echoed back by ``ask_user``,
+    ``policy_lookup`` or a lookup of its own argument, never count as shown). Violations: a
+    write without the customer's confirmation of that exact call; a confirmation asked for a
+    call the customer did not want; ``get_order``, ``checkout`` or an order write before a
+    ``find_user_*`` identified the customer; a return or exchange the policy excludes.
+    Shaped: a success scores ``1 - 0.1 * min(1, max(0, T - T_oracle) / T_max)`` (>= 0.9), a
+    failure ``0.5 * q`` (<= 0.5) where ``q`` is the F1 of the state facts and the answer credit
+    (a wrong item earns 0.5 only if it meets every constraint, else 0), 0 after a violation.
+    ``reward_mode="binary"`` pays the success alone. ``reward_components``: ``success``,
+    ``state_f1``, ``state_exact``, ``answer``, ``partial``, ``no_violation``,
+    ``no_unseen_id``, ``efficiency``, ``forfeit``.
 
-    **Episode end.** Terminated by ``submit``; by 3 unreadable or refused calls in a row
-    (reward 0); or when the per-instance turn budget ``T_max = 2 * T_oracle + 4`` is used up
-    (scored like a submit without answer). The registry's ``max_episode_steps`` truncates as
-    a guard (keep it above ``T_max``: about 64 at level 5, 122 at level 10).
+    **Episode end.** Terminated by ``submit``; by a forfeit (reward 0 and every credit
+    component 0): 3 unreadable or refused calls in a row, or the customer giving up at the
+    second proposal they did not ask for; or when the per-instance turn budget
+    ``T_max = min(200, 2 * T_oracle + 4)`` is used up (scored like a submit without answer).
+    The registry's ``max_episode_steps`` (400) stays above every budget, so the env always
+    ends the episode itself.
 
     **Info.** At reset: ``tools``, ``policy``, ``task_family``, ``world_hash``, ``goal_hash``,
     ``turn_budget``, ``oracle_len``; every step: ``turn``, ``invalid_actions``; at the end also
@@ -113,6 +145,11 @@ class EcomEnv(TextEnv):
 
     Version History:
         * v0: initial version (world, 21 tools, scripted user, 9 families, state-diff reward).
+          Audit fixes (same id, pre-release): refusals and order statuses are keyed answers,
+          confirmations never reveal traps and name no wrong argument, wrong proposals cost,
+          find_product partial credit needs every constraint met, ids are case-insensitive
+          and only store outputs show them, the identity policy is enforced, the budget is
+          capped at 200 turns.
     """
 
     task_prefix = "ecom"
@@ -192,12 +229,13 @@ class EcomEnv(TextEnv):
         self.last_outcome = None
         self.seen: set[str] = set()
         self.looked_up: set[str] = set()
+        self.identified = False
         self.invalid_streak = 0
         self.invalid_total = 0
         self.violations: list[str] = []
         self.unseen: list[str] = []
         self.t_oracle = self.scenario.t_oracle
-        self.t_max = 2 * self.t_oracle + 4
+        self.t_max = min(MAX_TURNS, 2 * self.t_oracle + 4)
         self._plan = self._oracle_plan()
         return self._paraphrase(task.prompt)
 
@@ -265,7 +303,10 @@ class EcomEnv(TextEnv):
         except ToolError as error:
             return self._invalid(f"Error: {error}")
         self.invalid_streak = 0
-        self.seen.update(ID_PATTERN.findall(text))
+        if call.name in SHOWING_TOOLS:
+            self.seen.update(ids_in(text) - ids_in(json.dumps(call.arguments, default=dict)))
+        if self.user.wrong >= MAX_WRONG_PROPOSALS:
+            return self._verdict(None, note="the customer gave up", forfeit=True, closing=text)
         if self.turn >= self.t_max:
             return self._verdict(None, note=f"turn budget of {self.t_max} used up")
         return Reply(observation=self._paraphrase(text) if role == "user" else text, role=role)
@@ -297,18 +338,26 @@ class EcomEnv(TextEnv):
             problem = check_arguments(ToolCall(tool, arguments), TOOLS)
             if problem is not None:
                 raise ToolError(problem)
-            return self.user.confirm(tool, arguments)[0], "user"
+            wrong = self.user.wrong
+            reply = self.user.confirm(tool, arguments)[0]
+            if self.user.wrong > wrong:
+                self.violations.append(f"asked to confirm {tool} that the customer did not want")
+            return reply, "user"
+        if call.name in IDENTIFIED_TOOLS and not self.identified:
+            self.violations.append(f"{call.name} before identifying the customer")
         if call.name == "search_products":
             return search_products(self.world, args, self.theta.page_size), "tool"
         if call.name in WRITE_TOOLS:
             return self._write(call.name, args), "tool"
+        text = STORE_TOOLS[call.name](self.world, args)
         if call.name == "get_order":
             self.looked_up.add(str(args["order_id"]))
-        return STORE_TOOLS[call.name](self.world, args), "tool"
+        if call.name.startswith("find_user"):
+            self.identified = True
+        return text, "tool"
 
     def _write(self, name: str, args: dict[str, Any]) -> str:
-        ids = ID_PATTERN.findall(json.dumps(args))
-        unseen = [i for i in ids if i not in self.seen]
+        unseen = sorted(ids_in(json.dumps(args)) - self.seen)
         rule = (
             write_violation(self.world, name, args)
             if name in ("return_items", "exchange_items")
@@ -326,11 +375,13 @@ class EcomEnv(TextEnv):
 
     # ------------------------------------------------------------------ verdict
 
-    def _verdict(self, answer: str | None, *, note: str, forfeit: bool = False) -> Reply:
+    def _verdict(
+        self, answer: str | None, *, note: str, forfeit: bool = False, closing: str | None = None
+    ) -> Reply:
         delta = state_diff(self.initial, snapshot(self.world.db))
         expected = self.scenario.answer
         if answer is not None:
-            self.unseen += [i for i in ID_PATTERN.findall(answer) if i not in self.seen]
+            self.unseen += sorted(ids_in(answer[:2000]) - self.seen)
         answer_ok = (
             None
             if expected is None
@@ -347,9 +398,9 @@ class EcomEnv(TextEnv):
             t_oracle=self.t_oracle,
             t_max=self.t_max,
             mode=self.reward_mode,
+            forfeit=forfeit,
         )
-        reward = 0.0 if forfeit else score.reward
-        success = score.success and not forfeit
+        reward, success = score.reward, score.success
         outcome = Outcome(
             success=success,
             reward=reward,
@@ -359,7 +410,7 @@ class EcomEnv(TextEnv):
             reference=self.reference_solution(),
         )
         self.last_outcome = outcome
-        closing = (
+        closing = closing or (
             "Episode over: the request was handled correctly."
             if success
             else "Episode over: the request was not handled correctly."
@@ -372,6 +423,9 @@ class EcomEnv(TextEnv):
         return target not in self.world.db.orders or target in self.looked_up
 
     def _answer_credit(self, answer: str | None, right: bool) -> float:
+        """1 for the right answer; 0.5 for an item that is not the answer but meets every
+        constraint of the request (dearer, or out of stock); else 0, so a blind pick that
+        breaks a constraint earns nothing."""
         if right:
             return 1.0
         if self.scenario.answer_kind != "item" or not answer:
@@ -379,12 +433,9 @@ class EcomEnv(TextEnv):
         item = self.world.catalog.get(answer.strip())
         step = self.scenario.steps[-1]
         constraints = step_constraints(step)
-        if item is None or not constraints:
+        if item is None or not constraints or item.category != step.subject:
             return 0.0
-        from rlvr.envs.ecom.families import _satisfies
-
-        met = sum(_satisfies(item, (c,)) and item.category == step.subject for c in constraints)
-        return 0.9 * met / len(constraints)
+        return 0.5 if satisfies(item, constraints) else 0.0
 
     def _verification(
         self, note: str, delta: frozenset[Any], answer: str | None, answer_ok: bool | None

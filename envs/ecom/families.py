@@ -5,8 +5,13 @@ has several). A product request plants the target plus ``2 + 2d`` near-miss dist
 violating exactly one constraint, and makes every other item that meets all constraints dearer
 than the target, so "the cheapest in-stock item meeting every requirement" is unique. Order
 requests plant an order whose referenced product title appears on exactly one line of the
-user's orders. The gold writes of every step are tool calls; the env replays them on a copy of
-the store to get the goal's state diff.
+user's orders. A policy trap (probability ``p_trap``) makes the wanted write forbidden: the
+order of a cancel is processed, shipped, delivered or cancelled (uniformly); a return,
+exchange or refund question hits the return window or a final-sale item (half each). The
+customer still asks for (and would confirm) the forbidden write (:attr:`Step.wish`); the goal
+has no write and the answer is :func:`refusal` (the order id and what blocks it). The gold
+writes of every step are tool calls; the env replays them on a copy of the store to get the
+goal's state diff.
 """
 
 from __future__ import annotations
@@ -49,6 +54,13 @@ FAMILIES = (
 PRODUCT_SLOTS = ("price", "rating", "shipping", "brand")
 """Constraint slots every category has (besides its attributes)."""
 INELIGIBLE = "ineligible"
+BLOCKED_STATUSES = ("processed", "shipped", "delivered", "cancelled")
+"""The states of a cancel trap's order; the refusal must name the one that applies."""
+
+
+def refusal(order_id: str, blocker: str) -> str:
+    """The expected answer to a forbidden request: the order and what blocks it."""
+    return f"{INELIGIBLE}: {order_id} {blocker}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,9 @@ class Step:
     """The wanted item (product requests) or the order (order requests)."""
     ref_lines: int = 0
     """Reference-dialogue calls of this step besides asks (lookups, confirmations, writes)."""
+    wish: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] | None = None
+    """The write calls the customer asks for and would confirm, when they differ from
+    ``writes`` (a policy trap: the customer wants a forbidden write; the goal has none)."""
     switch: tuple[str, str, str] | None = None
     """A goal switch ``(slot, new value, first target)``: the user asked for the first target,
     and changes ``slot`` to ``new value`` at the first confirmation; ``target`` and ``writes``
@@ -96,11 +111,14 @@ class Scenario:
     needs_identity: bool
     answer: str | None
     answer_kind: str
-    """``item``, ``text``, ``number`` or ``none``."""
+    """``item`` (an item id), ``number`` (an amount), ``keyed`` (an order id with a status, or
+    a refusal ``ineligible: <order id> <blocker>``, see :func:`rlvr.rewards.ecom.keyed_matches`)
+    or ``none``."""
     t_oracle: int
 
 
-def _satisfies(item: Item, constraints: tuple[Constraint, ...]) -> bool:
+def satisfies(item: Item, constraints: tuple[Constraint, ...]) -> bool:
+    """Whether ``item`` meets every constraint."""
     attrs = dict(item.attributes)
     for c in constraints:
         if c.slot == "price" and not item.price <= float(c.value):
@@ -171,6 +189,8 @@ def plant_want(
     target = product[0]
     slots = [name for name, _ in category.attributes] + list(PRODUCT_SLOTS)
     chosen = rng.sample(slots, min(theta.constraints, len(slots)))
+    if chosen == ["price"]:  # alone, a price cap would make the target the category's cheapest
+        chosen = rng.sample(slots[:-4] + slots[-3:], 1)
     constraints = tuple(Constraint(s, _bound(rng, target, s)) for s in chosen)
     for k in range(theta.distractors):
         _violate(rng, world, target, constraints[k % len(constraints)])
@@ -197,7 +217,7 @@ def make_unique(
             and item.category == target.category
             and item.stock > 0
             and item.price <= target.price
-            and _satisfies(item, constraints)
+            and satisfies(item, constraints)
         ):
             world.catalog[item_id] = replace(item, price=target.price + rng.randint(1, 20))
 
@@ -316,22 +336,30 @@ def order_step(
 ) -> Step:
     """An order request; a near-miss order in the same state makes "do it to every order" fail."""
     decoy = {"cancel": "pending", "return": "delivered", "exchange": "delivered"}.get(kind)
-    if decoy is not None:
+    for _ in range(3 if kind == "cancel" else 1 if decoy else 0):
         add_order(rng, world, user, _filler(rng, world, user, theta, 1), decoy, rng.randint(2, 20))
     trap = trap_ok and rng.random() < theta.p_trap
     if kind == "cancel":
         item = _fresh_line(rng, world, user, theta)
-        oid = _order_with(
-            rng, world, user, theta, item, "processed" if trap else "pending", rng.randint(0, 3)
-        )
+        status = rng.choice(BLOCKED_STATUSES) if trap else "pending"
+        oid = _order_with(rng, world, user, theta, item, status, rng.randint(0, 3))
         reason = rng.choice(CANCEL_REASONS)
         slots = [("reason", reason)]
-        writes: tuple[Any, ...] = (
-            () if trap else (("cancel_order", (("order_id", oid), ("reason", reason))),)
+        wish: tuple[Any, ...] = (("cancel_order", (("order_id", oid), ("reason", reason))),)
+        return _order_step(
+            rng,
+            theta,
+            kind,
+            item,
+            oid,
+            slots,
+            () if trap else wish,
+            refusal(oid, status) if trap else None,
+            wish=wish,
         )
-        return _order_step(rng, theta, kind, item, oid, slots, writes, INELIGIBLE if trap else None)
+    final = trap and rng.random() < 0.5
+    blocker = "final sale" if final else "return window"
     if kind in ("return", "refund"):
-        final = trap and rng.random() < 0.5
         cats = (
             FINAL_SALE
             if final
@@ -353,7 +381,7 @@ def order_step(
                 oid,
                 [],
                 (),
-                f"{refund_amount(world, oid, item.item_id):.2f}",
+                refusal(oid, blocker) if trap else f"{refund_amount(world, oid, item.item_id):.2f}",
             )
         pm = rng.choice(
             [
@@ -364,10 +392,22 @@ def order_step(
         )
         slots = [("refund_method", pm.kind.replace("_", " "))]
         args = (("item_ids", (item.item_id,)), ("order_id", oid), ("refund_to", pm.pm_id))
-        writes = () if trap else (("return_items", args),)
-        return _order_step(rng, theta, kind, item, oid, slots, writes, INELIGIBLE if trap else None)
+        wish = (("return_items", args),)
+        return _order_step(
+            rng,
+            theta,
+            kind,
+            item,
+            oid,
+            slots,
+            () if trap else wish,
+            refusal(oid, blocker) if trap else None,
+            wish=wish,
+        )
     if kind == "exchange":
-        cats = tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
+        cats = (
+            FINAL_SALE if final else tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
+        )
         while True:
             item = _fresh_line(rng, world, user, theta, cats, variants=max(3, theta.variants))
             swaps = [
@@ -391,17 +431,13 @@ def order_step(
             theta,
             item,
             "delivered",
-            rng.randint(40, 90) if trap else rng.randint(2, 28),
+            rng.randint(40, 90) if trap and not final else rng.randint(2, 28),
         )
-        writes = (
-            ()
-            if trap
-            else (
-                (
-                    "exchange_items",
-                    (("item_id", item.item_id), ("new_item_id", new.item_id), ("order_id", oid)),
-                ),
-            )
+        wish = (
+            (
+                "exchange_items",
+                (("item_id", item.item_id), ("new_item_id", new.item_id), ("order_id", oid)),
+            ),
         )
         return _order_step(
             rng,
@@ -410,14 +446,15 @@ def order_step(
             item,
             oid,
             [("exchange", f"{attr}={value}")],
-            writes,
-            INELIGIBLE if trap else None,
+            () if trap else wish,
+            refusal(oid, blocker) if trap else None,
             extra=1,
+            wish=wish,
         )
     item = _fresh_line(rng, world, user, theta)
     status = rng.choice(("pending", "processed", "shipped", "delivered", "cancelled"))
     oid = _order_with(rng, world, user, theta, item, status, rng.randint(0, 20))
-    return _order_step(rng, theta, kind, item, oid, [], (), status)
+    return _order_step(rng, theta, kind, item, oid, [], (), f"{oid} {status}")
 
 
 def _order_step(
@@ -430,10 +467,22 @@ def _order_step(
     writes: tuple[Any, ...],
     answer: str | None,
     extra: int = 0,
+    wish: tuple[Any, ...] | None = None,
 ) -> Step:
     revealed = _reveal(rng, theta, slots, ())
     lines = extra + 2 * len(writes) + (len(slots) - len(revealed))
-    return Step(kind, item.title, tuple(slots), revealed, 0, writes, answer, oid, ref_lines=lines)
+    return Step(
+        kind,
+        item.title,
+        tuple(slots),
+        revealed,
+        0,
+        writes,
+        answer,
+        oid,
+        ref_lines=lines,
+        wish=wish if wish != writes else None,
+    )
 
 
 def checkout_step(rng: random.Random, user: User, theta: Theta) -> Step:
@@ -520,7 +569,15 @@ def generate_scenario(
     world.db.orders = {o: world.db.orders[o] for o in orders}
     needs_identity = any(s.kind not in ("find", "cart") for s in steps)
     answer = steps[-1].answer if len(steps) == 1 or family == "checkout" else None
-    kind = {"find": "item", "refund": "number"}.get(steps[-1].kind, "text") if answer else "none"
+    kind = (
+        "none"
+        if answer is None
+        else "item"
+        if steps[-1].kind == "find"
+        else "number"
+        if steps[-1].kind == "refund" and not answer.startswith(INELIGIBLE)
+        else "keyed"
+    )
     t_oracle = sum(s.ref_lines for s in steps) + (len(steps) - 1) + 1
     if needs_identity:
         t_oracle += 3 + len(orders)  # ask email, find user, get user, read every order

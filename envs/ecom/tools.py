@@ -17,6 +17,7 @@ from typing import Any
 
 from rlvr.envs.ecom.world import CANCEL_REASONS, CATEGORY_BY_NAME, POLICY, World, returnable
 from rlvr.envs.tool_calls import ToolParam, tool_definition
+from rlvr.rewards.ecom import ID_RE
 
 P = ToolParam
 WRITE_TOOLS = (
@@ -29,8 +30,9 @@ WRITE_TOOLS = (
     "exchange_items",
 )
 USER_TOOLS = ("ask_user", "ask_confirmation", "respond")
-ID_PATTERN = re.compile(r"\b(?:P\d{6}|I\d{6}|U\d{5}|O\d{6}|A\d{4}|pm_[a-z_]+_\d{4})\b")
-"""Every id the store shows; an id in a write or ``submit`` must have been shown before."""
+ID_PATTERN = ID_RE
+"""Every id the store shows, in any letter case; an id in a write or ``submit`` must have been
+shown before (compare ids through :func:`rlvr.rewards.ecom.ids_in`)."""
 
 TOOLS: tuple[dict[str, Any], ...] = (
     tool_definition(

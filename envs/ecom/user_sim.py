@@ -3,8 +3,10 @@
 The user holds the hidden goal (a list of :class:`~rlvr.envs.ecom.families.Step`). It tells one
 request at a time, leaves out each slot with probability ``p_missing``, answers ``ask_user``
 about one slot (or "no preference" for slots that are not part of its goal), says "yes" to a
-confirmation only when the proposed call equals a gold write it has asked for and otherwise
-sends a correction naming the wrong argument, and never ends the dialogue by itself. Surface
+confirmation only when the proposed call equals a write it has asked for (the same reply
+whether or not the policy allows that write, so a confirmation never reveals a policy trap)
+and otherwise restates its request without saying which argument is wrong; it gives up
+after :data:`MAX_WRONG_PROPOSALS` such proposals. It never ends the dialogue otherwise. Surface
 text comes from seeded templates (three paraphrases per act); typos touch filler words only,
 at rate ``p_noise``, so every slot value stays exact.
 """
@@ -74,7 +76,8 @@ INTROS: dict[str, str] = {
     "cancel": "I want to cancel my order with the {subject}.",
     "return": "I want to return the {subject} from my order.",
     "exchange": "I want to exchange the {subject} from my order.",
-    "status": "What is the status of my order with the {subject}? Submit the status as the answer.",
+    "status": "What is the status of my order with the {subject}? Submit the order id and its "
+    "status as the answer.",
     "refund": "How much would I get back if I returned the {subject} from my order? Submit the "
     "amount as the answer.",
 }
@@ -84,7 +87,14 @@ GREETINGS = (
     "Good morning, I have a question for you.",
 )
 YES = ("Yes, please go ahead.", "Yes, that's right, go ahead.", "Yes, do it.")
-TRAP_YES = "Yes, if the store policy allows it."
+NO = (
+    "No, that is not what I want.",
+    "No, that's not what I asked for.",
+    "No, please don't do that.",
+)
+GIVE_UP = "This is not what I asked for. Never mind, I'll go elsewhere."
+MAX_WRONG_PROPOSALS = 2
+"""Proposals the customer did not ask for before they give up (the policy says so)."""
 SWITCH = "Actually, I changed my mind. "
 NO_MORE = "That's all, thanks. Please submit."
 ANOTHER = "Also: "
@@ -132,6 +142,8 @@ class ScriptedUser:
         self.approved: list[tuple[str, tuple[tuple[str, Any], ...]]] = []
         self.switched: set[int] = set()
         """Indices of the steps whose goal switch has happened."""
+        self.wrong = 0
+        """Confirmations asked for calls the customer did not ask for (goal switches aside)."""
 
     def opening(self) -> str:
         count = len(self.scenario.steps)
@@ -177,14 +189,16 @@ class ScriptedUser:
         return "Sorry, I don't understand the question. Ask me about one thing at a time."
 
     def confirm(self, tool: str, arguments: Mapping[str, Any]) -> tuple[str, bool]:
-        """The reply to ``ask_confirmation(tool, arguments)`` and whether it is a 'yes'."""
+        """The reply to ``ask_confirmation(tool, arguments)`` and whether it is a 'yes'.
+
+        "Yes" exactly to a write the customer asked for (:attr:`Step.wish` of a policy trap
+        too, so the reply never tells a trap apart); otherwise a goal switch or a "no" that
+        restates the request, and :attr:`wrong` counts it.
+        """
         proposal = (tool, _normal(arguments))
         steps = self.scenario.steps[: self.current + 1]
-        if self.step.answer == "ineligible" and not self.step.writes:
-            self.approved.append(proposal)
-            return TRAP_YES, True
         for step in steps:
-            for name, args in step.writes:
+            for name, args in step.writes if step.wish is None else step.wish:
                 if (name, _normal(dict(args))) == proposal:
                     self.approved.append(proposal)
                     return self.rng.choice(YES), True
@@ -192,18 +206,11 @@ class ScriptedUser:
         if switch and self.current not in self.switched and tool == "add_to_cart":
             self.switched.add(self.current)
             return SWITCH + self._clause(switch[0], switch[1]), False
-        return self._correction(tool, arguments, steps), False
-
-    def _correction(self, tool: str, arguments: Mapping[str, Any], steps: Any) -> str:
-        gold = [(name, dict(args)) for step in steps for name, args in step.writes if name == tool]
-        if not gold:
-            return "No, I don't want that."
-        expected = _normal(gold[-1][1])
-        proposed = dict(_normal(arguments))
-        for key, value in expected:
-            if proposed.get(key) != value:
-                return f"No, that is not what I want: the {key} is not right."
-        return "No, that is not what I want."
+        self.wrong += 1
+        if self.wrong >= MAX_WRONG_PROPOSALS:
+            return GIVE_UP, False
+        request = INTROS[self.step.kind].format(subject=self.step.subject, n="")
+        return f"{self.rng.choice(NO)} {request.split('. ')[0].split('? ')[0].rstrip('.')}.", False
 
     def take_approval(self, tool: str, arguments: Mapping[str, Any]) -> bool:
         """Use up the confirmation of exactly this call, if the user gave one."""

@@ -23,18 +23,30 @@ POLICY_VERSION = "2026.1"
 RETURN_WINDOW_DAYS = 30
 RESTOCKING_FEE = 0.15
 FREE_SHIPPING_MIN = 35.0
-CANCEL_REASONS = ("no longer needed", "ordered by mistake")
+CANCEL_REASONS = (
+    "no longer needed",
+    "ordered by mistake",
+    "found a better price",
+    "delivery takes too long",
+    "bought it elsewhere",
+    "changed my mind",
+    "ordered the wrong item",
+    "the gift is no longer needed",
+)
 ELECTRONICS = ("chargers", "headphones")
 """Categories whose returns pay the restocking fee."""
 FINAL_SALE = ("beauty",)
 """Categories that cannot be returned or exchanged."""
 
 POLICY = f"""Store policy v{POLICY_VERSION}
-- identity: before looking up or changing a customer's orders, find the customer by email \
-(find_user_by_email) or by name and zip code (find_user_by_name_zip).
+- identity: before looking up or changing a customer's orders (get_order, checkout, \
+cancel_order, return_items, exchange_items), find the customer by email (find_user_by_email) or \
+by name and zip code (find_user_by_name_zip); otherwise it is a policy violation.
 - confirmation: before every write (add_to_cart, remove_from_cart, set_quantity, checkout, \
 cancel_order, return_items, exchange_items) ask the customer to confirm the exact call with \
-ask_confirmation and get a 'yes'. A write without that confirmation is a policy violation.
+ask_confirmation and get a 'yes'. A write without that confirmation is a policy violation, and \
+so is asking to confirm a call the customer did not ask for; after 2 such proposals the \
+customer gives up and the conversation ends.
 - recommendations: recommend only items that are in stock; when several items meet every \
 requirement, the customer wants the cheapest one.
 - cancel: only pending orders can be cancelled; the reason is one of: \
@@ -43,11 +55,15 @@ requirement, the customer wants the cheapest one.
 {TODAY.isoformat()}); items of the categories {", ".join(FINAL_SALE)} are final sale and cannot \
 be returned or exchanged. The refund goes to the original payment method or to a gift card.
 - refund amount: price x quantity, minus a {int(RESTOCKING_FEE * 100)}% restocking fee for \
-the categories {", ".join(ELECTRONICS)}; 0 when the item cannot be returned.
+the categories {", ".join(ELECTRONICS)}; an item that cannot be returned is a forbidden request.
 - exchange: delivered orders within the return window, for another variant of the same product.
 - shipping: free for carts of ${FREE_SHIPPING_MIN:.2f} or more.
 - ids: never use an id that no tool output has shown you.
-- a request the policy forbids: make no change and submit the answer 'ineligible'."""
+- order status: answer with the order id and its status, e.g. 'O123456 shipped'.
+- a request the policy forbids: make no change and submit 'ineligible: ', the order id and \
+what blocks it: the order's status for a cancel (e.g. 'ineligible: O123456 shipped'), \
+'return window' or 'final sale' for a return, an exchange or a refund question \
+(e.g. 'ineligible: O123456 final sale')."""
 """The written, versioned store policy (``policy_lookup`` and ``info["policy"]``)."""
 
 
