@@ -70,6 +70,8 @@ ID_RE = re.compile(r"\b(?:P\d{6}|I\d{6}|U\d{5}|O\d{6}|A\d{4}|pm_[a-z_]+_\d{4})\b
 STATUSES = ("pending", "processed", "shipped", "delivered", "cancelled")
 RULES = ("return window", "final sale")
 REFUSAL = "ineligible"
+DATE_RE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+DAYS_RE = re.compile(r"\b(\d+) days?\b", re.IGNORECASE)
 
 
 def canonical_id(text: str) -> str:
@@ -89,10 +91,26 @@ def _terms(text: str) -> tuple[set[str], set[str], bool]:
     return statuses, rules, f" {REFUSAL} " in words
 
 
+def _evidence_matches(given: str, expected: str) -> bool:
+    """When ``expected`` cites a date (a return window refusal: the delivery date and the
+    days since delivery), ``given`` must cite that date or that number of days, and every
+    date and day count it cites must be the expected one."""
+    want_dates, want_days = set(DATE_RE.findall(expected)), set(DAYS_RE.findall(expected))
+    if not want_dates and not want_days:
+        return True
+    got_dates, got_days = set(DATE_RE.findall(given)), set(DAYS_RE.findall(given))
+    if not got_dates and not got_days:
+        return False
+    return (not got_dates or got_dates == want_dates) and (not got_days or got_days == want_days)
+
+
 def keyed_matches(given: str, expected: str) -> bool:
     """A keyed answer: the same ids, the same refusal flag, and in each group of key words
     (order statuses; refusal rules) that the expected answer uses, the same words; so a
-    refusal must name the order and what blocks it, and no answer can list every option."""
+    refusal must name the order and what blocks it, and no answer can list every option.
+    A refusal must also carry the blocking fact, which only reading the order tells: the
+    final-sale line's item id (an id, so compared with the ids) and, for the return window,
+    the delivery date or the exact number of days since delivery."""
     if ids_in(given) != ids_in(expected):
         return False
     got_status, got_rules, got_refusal = _terms(given)
@@ -101,6 +119,7 @@ def keyed_matches(given: str, expected: str) -> bool:
         got_refusal == want_refusal
         and (not want_status or got_status == want_status)
         and (not want_rules or got_rules == want_rules)
+        and _evidence_matches(given, expected)
     )
 
 

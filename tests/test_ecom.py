@@ -145,11 +145,24 @@ def test_keyed_answers_need_the_order_and_what_blocks_it():
         "0",
     ):
         assert not answer_matches(wrong, want, "keyed"), wrong
-    window = "ineligible: O123456 return window"
+    window = "ineligible: O123456 return window since 2026-04-17 (45 days)"
     assert answer_matches(
         "ineligible: O123456, delivered 45 days ago: return window", window, "keyed"
     )
-    assert not answer_matches("ineligible: O123456 return window final sale", window, "keyed")
+    assert answer_matches("Ineligible: o123456 return window (since 2026-04-17)", window, "keyed")
+    for wrong in (
+        "ineligible: O123456 return window",
+        "ineligible: O123456 return window since 2026-04-18",
+        "ineligible: O123456 return window, 44 days",
+        "ineligible: O123456 return window since 2026-04-17 (44 days)",
+        "ineligible: O123456 return window 2026-04-17 2026-04-18",
+        "ineligible: O123456 return window final sale 2026-04-17",
+    ):
+        assert not answer_matches(wrong, window, "keyed"), wrong
+    final = "ineligible: O123456 final sale I654321"
+    assert answer_matches("ineligible: O123456 final sale (item i654321)", final, "keyed")
+    assert not answer_matches("ineligible: O123456 final sale", final, "keyed")
+    assert not answer_matches("ineligible: O123456 final sale I111111", final, "keyed")
     assert answer_matches("O123456 delivered", "O123456 delivered", "keyed")
     assert not answer_matches("delivered", "O123456 delivered", "keyed")
     assert not answer_matches("O123456 ineligible delivered", "O123456 delivered", "keyed")

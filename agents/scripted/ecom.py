@@ -6,7 +6,7 @@ the policy), the customer's messages (parsed with the env's public templates,
 procedure: identify the customer, ask for each slot the customer has not told, look up,
 confirm the exact write, write, ask for the next request, submit. It applies the policy it
 read (return window, final sale, restocking fee) itself and answers a request the policy
-forbids with ``ineligible:``, the order id and what blocks it.
+forbids with ``ineligible:``, the order id, what blocks it and the fact that proves it.
 """
 
 from __future__ import annotations
@@ -402,12 +402,13 @@ class Policy:
         )
 
     def blocker(self, order: dict[str, Any], line: dict[str, Any]) -> str | None:
-        """What keeps ``line`` of ``order`` from a return or exchange (``None``: nothing)."""
+        """What keeps ``line`` of ``order`` from a return or exchange, with the fact that
+        proves it (``None``: nothing)."""
         if line["category"] in self.final_sale:
-            return "final sale"
+            return f"final sale {line['item_id']}"
         age = (self.today - dt.date.fromisoformat(order["date"])).days
         if order["status"] != "delivered" or age > self.window:
-            return "return window"
+            return f"return window since {order['date']} ({age} days)"
         return None
 
     def returnable(self, order: dict[str, Any], line: dict[str, Any]) -> bool:

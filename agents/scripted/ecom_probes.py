@@ -251,9 +251,10 @@ class LookupThenConstant(Agent):
 
 class RefuseNamedOrder(Agent):
     """Finds the order the customer names (by product title) and always refuses it with the
-    most common blocker of the request kind, never checking eligibility. Not in
-    :data:`PROBES`: it still scores up to ``p_trap`` times the share of that blocker among
-    traps (see docs/ecom.md, "Still weak")."""
+    most common blocker of the request kind, never checking eligibility. It cites what it can
+    copy from the order without judging it: the order id and, for the return window, the
+    order's date; the status of a cancel it guesses (``processed``). It can win only on traps
+    with that blocker, which :data:`rlvr.envs.ecom.families.TRAP_SHARE_MAX` keeps rare."""
 
     name = "probe-refuse-named-order"
     BLOCKER: ClassVar[dict[str, str]] = {
@@ -271,7 +272,10 @@ class RefuseNamedOrder(Agent):
         kind = kind or ("return" if "get back" in text else "")
         for order in _json_results(dialogue, "get_order"):
             if any(f"the {line['title']}" in text for line in order["lines"]):
-                answer = f"ineligible: {order['order_id']} {self.BLOCKER.get(kind, 'shipped')}"
+                blocker = self.BLOCKER.get(kind, "shipped")
+                if blocker == "return window":
+                    blocker += f" since {order['date']}"
+                answer = f"ineligible: {order['order_id']} {blocker}"
                 return format_tool_call("submit", {"answer": answer})
         return format_tool_call("submit", {"answer": "ineligible"})
 
@@ -369,6 +373,7 @@ PROBES: dict[str, Callable[[], Agent]] = {
     "lookup_then_pending": lambda: LookupThenConstant("pending"),
     "confirm_oracle": ConfirmOracle,
     "cheapest_in_category": CheapestPick,
+    "refuse_named_order": RefuseNamedOrder,
 }
 """Every probe, by name."""
 
@@ -380,5 +385,6 @@ PROBE_FAMILIES: dict[str, tuple[str, ...]] = {
     "lookup_then_pending": ("order_status",),
     "confirm_oracle": ("cancel",),
     "cheapest_in_category": ("find_product",),
+    "refuse_named_order": ("cancel", "return", "exchange", "policy_qa"),
 }
 """The families each targeted probe attacks (the tests play it there too)."""

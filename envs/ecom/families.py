@@ -8,8 +8,10 @@ requests plant an order whose referenced product title appears on exactly one li
 user's orders. A policy trap (probability ``p_trap``) makes the wanted write forbidden: the
 order of a cancel is processed, shipped, delivered or cancelled (uniformly); a return,
 exchange or refund question hits the return window or a final-sale item (half each). The
-customer still asks for (and would confirm) the forbidden write (:attr:`Step.wish`); the goal
-has no write and the answer is :func:`refusal` (the order id and what blocks it). The gold
+trap share is ``min(p_trap, TRAP_SHARE_MAX)``. The customer still asks for (and would confirm)
+the forbidden write (:attr:`Step.wish`); the goal has no write and the answer is
+:func:`refusal`: the order id, what blocks it and the fact that proves it (the status; the
+final-sale item id; the delivery date or the days since delivery). The gold
 writes of every step are tool calls; the env replays them on a copy of the store to get the
 goal's state diff.
 """
@@ -34,6 +36,7 @@ from rlvr.envs.ecom.world import (
     User,
     World,
     add_order,
+    days_since,
     make_product,
     make_world,
     refund_amount,
@@ -58,9 +61,24 @@ BLOCKED_STATUSES = ("processed", "shipped", "delivered", "cancelled")
 """The states of a cancel trap's order; the refusal must name the one that applies."""
 
 
+TRAP_SHARE_MAX = 0.03
+"""The most a trap's share of an order request may be: an always-refuse policy wins at most
+the traps, and must also pick the right blocker among (about) equally likely ones, so its
+expected reward stays below 0.05 at every level."""
+
+
 def refusal(order_id: str, blocker: str) -> str:
     """The expected answer to a forbidden request: the order and what blocks it."""
     return f"{INELIGIBLE}: {order_id} {blocker}"
+
+
+def blocker_evidence(world: World, order_id: str, item_id: str, final: bool) -> str:
+    """A return, exchange or refund blocker with the fact that proves it, which only reading
+    the order tells: the final-sale line's item id, or the delivery date and the days since."""
+    if final:
+        return f"final sale {item_id}"
+    date = world.db.orders[order_id]["date"]
+    return f"return window since {date} ({days_since(date)} days)"
 
 
 @dataclass(frozen=True)
@@ -338,7 +356,7 @@ def order_step(
     decoy = {"cancel": "pending", "return": "delivered", "exchange": "delivered"}.get(kind)
     for _ in range(3 if kind == "cancel" else 1 if decoy else 0):
         add_order(rng, world, user, _filler(rng, world, user, theta, 1), decoy, rng.randint(2, 20))
-    trap = trap_ok and rng.random() < theta.p_trap
+    trap = trap_ok and rng.random() < min(theta.p_trap, TRAP_SHARE_MAX)
     if kind == "cancel":
         item = _fresh_line(rng, world, user, theta)
         status = rng.choice(BLOCKED_STATUSES) if trap else "pending"
@@ -358,7 +376,6 @@ def order_step(
             wish=wish,
         )
     final = trap and rng.random() < 0.5
-    blocker = "final sale" if final else "return window"
     if kind in ("return", "refund"):
         cats = (
             FINAL_SALE
@@ -381,7 +398,9 @@ def order_step(
                 oid,
                 [],
                 (),
-                refusal(oid, blocker) if trap else f"{refund_amount(world, oid, item.item_id):.2f}",
+                refusal(oid, blocker_evidence(world, oid, item.item_id, final))
+                if trap
+                else f"{refund_amount(world, oid, item.item_id):.2f}",
             )
         pm = rng.choice(
             [
@@ -401,7 +420,7 @@ def order_step(
             oid,
             slots,
             () if trap else wish,
-            refusal(oid, blocker) if trap else None,
+            refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None,
             wish=wish,
         )
     if kind == "exchange":
@@ -447,7 +466,7 @@ def order_step(
             oid,
             [("exchange", f"{attr}={value}")],
             () if trap else wish,
-            refusal(oid, blocker) if trap else None,
+            refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None,
             extra=1,
             wish=wish,
         )

@@ -19,7 +19,7 @@ from faker import Faker
 TODAY = dt.date(2026, 6, 1)
 """The store's fixed 'today'; order dates and the return window count from it."""
 
-POLICY_VERSION = "2026.1"
+POLICY_VERSION = "2026.2"
 RETURN_WINDOW_DAYS = 30
 RESTOCKING_FEE = 0.15
 FREE_SHIPPING_MIN = 35.0
@@ -61,9 +61,11 @@ the categories {", ".join(ELECTRONICS)}; an item that cannot be returned is a fo
 - ids: never use an id that no tool output has shown you.
 - order status: answer with the order id and its status, e.g. 'O123456 shipped'.
 - a request the policy forbids: make no change and submit 'ineligible: ', the order id and \
-what blocks it: the order's status for a cancel (e.g. 'ineligible: O123456 shipped'), \
-'return window' or 'final sale' for a return, an exchange or a refund question \
-(e.g. 'ineligible: O123456 final sale')."""
+what blocks it with the fact that proves it: the order's status for a cancel (e.g. \
+'ineligible: O123456 shipped'); for a return, an exchange or a refund question, 'final sale' \
+and the item id of the final-sale line (e.g. 'ineligible: O123456 final sale I123456') or \
+'return window' and the delivery date or the number of days since delivery (e.g. \
+'ineligible: O123456 return window since 2026-04-01 (61 days)')."""
 """The written, versioned store policy (``policy_lookup`` and ``info["policy"]``)."""
 
 
