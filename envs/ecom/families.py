@@ -358,122 +358,100 @@ def order_step(
         add_order(rng, world, user, _filler(rng, world, user, theta, 1), decoy, rng.randint(2, 20))
     trap = trap_ok and rng.random() < min(theta.p_trap, TRAP_SHARE_MAX)
     if kind == "cancel":
-        item = _fresh_line(rng, world, user, theta)
-        status = rng.choice(BLOCKED_STATUSES) if trap else "pending"
-        oid = _order_with(rng, world, user, theta, item, status, rng.randint(0, 3))
-        reason = rng.choice(CANCEL_REASONS)
-        slots = [("reason", reason)]
-        wish: tuple[Any, ...] = (("cancel_order", (("order_id", oid), ("reason", reason))),)
-        return _order_step(
-            rng,
-            theta,
-            kind,
-            item,
-            oid,
-            slots,
-            () if trap else wish,
-            refusal(oid, status) if trap else None,
-            wish=wish,
-        )
+        return _cancel_step(rng, world, user, theta, trap)
     final = trap and rng.random() < 0.5
     if kind in ("return", "refund"):
-        cats = (
-            FINAL_SALE
-            if final
-            else (
-                ELECTRONICS
-                if kind == "refund" and rng.random() < 0.5
-                else tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
-            )
-        )
-        item = _fresh_line(rng, world, user, theta, cats)
-        days = rng.randint(40, 90) if trap and not final else rng.randint(2, 28)
-        oid = _order_with(rng, world, user, theta, item, "delivered", days, rng.randint(1, 2))
-        if kind == "refund":
-            return _order_step(
-                rng,
-                theta,
-                kind,
-                item,
-                oid,
-                [],
-                (),
-                refusal(oid, blocker_evidence(world, oid, item.item_id, final))
-                if trap
-                else f"{refund_amount(world, oid, item.item_id):.2f}",
-            )
-        pm = rng.choice(
-            [
-                p
-                for p in user.payments
-                if p.kind == "gift_card" or p.pm_id == world.db.orders[oid]["payment"]
-            ]
-        )
-        slots = [("refund_method", pm.kind.replace("_", " "))]
-        args = (("item_ids", (item.item_id,)), ("order_id", oid), ("refund_to", pm.pm_id))
-        wish = (("return_items", args),)
-        return _order_step(
-            rng,
-            theta,
-            kind,
-            item,
-            oid,
-            slots,
-            () if trap else wish,
-            refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None,
-            wish=wish,
-        )
+        return _return_step(rng, world, user, theta, kind, trap, final)
     if kind == "exchange":
-        cats = (
-            FINAL_SALE if final else tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
-        )
-        while True:
-            item = _fresh_line(rng, world, user, theta, cats, variants=max(3, theta.variants))
-            swaps = [
-                i
-                for i in world.catalog.values()
-                if i.product_id == item.product_id
-                and i.item_id != item.item_id
-                and i.stock > 0
-                and sum(a != b for a, b in zip(i.attributes, item.attributes, strict=True)) == 1
-            ]
-            if swaps:
-                break
-        new = rng.choice(swaps)
-        attr, value = next(
-            (a, v) for (a, v), (_, w) in zip(new.attributes, item.attributes, strict=True) if v != w
-        )
-        oid = _order_with(
-            rng,
-            world,
-            user,
-            theta,
-            item,
-            "delivered",
-            rng.randint(40, 90) if trap and not final else rng.randint(2, 28),
-        )
-        wish = (
-            (
-                "exchange_items",
-                (("item_id", item.item_id), ("new_item_id", new.item_id), ("order_id", oid)),
-            ),
-        )
-        return _order_step(
-            rng,
-            theta,
-            kind,
-            item,
-            oid,
-            [("exchange", f"{attr}={value}")],
-            () if trap else wish,
-            refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None,
-            extra=1,
-            wish=wish,
-        )
+        return _exchange_step(rng, world, user, theta, trap, final)
     item = _fresh_line(rng, world, user, theta)
     status = rng.choice(("pending", "processed", "shipped", "delivered", "cancelled"))
     oid = _order_with(rng, world, user, theta, item, status, rng.randint(0, 20))
     return _order_step(rng, theta, kind, item, oid, [], (), f"{oid} {status}")
+
+
+def _cancel_step(rng: random.Random, world: World, user: User, theta: Theta, trap: bool) -> Step:
+    """Cancel a pending order, or (a trap) refuse one that is past pending."""
+    item = _fresh_line(rng, world, user, theta)
+    status = rng.choice(BLOCKED_STATUSES) if trap else "pending"
+    oid = _order_with(rng, world, user, theta, item, status, rng.randint(0, 3))
+    reason = rng.choice(CANCEL_REASONS)
+    slots = [("reason", reason)]
+    wish: tuple[Any, ...] = (("cancel_order", (("order_id", oid), ("reason", reason))),)
+    answer = refusal(oid, status) if trap else None
+    return _order_step(
+        rng, theta, "cancel", item, oid, slots, () if trap else wish, answer, wish=wish
+    )
+
+
+def _return_step(
+    rng: random.Random,
+    world: World,
+    user: User,
+    theta: Theta,
+    kind: str,
+    trap: bool,
+    final: bool,
+) -> Step:
+    """Return a delivered line (or ask for its refund), or refuse a final-sale/late one."""
+    cats = (
+        FINAL_SALE
+        if final
+        else (
+            ELECTRONICS
+            if kind == "refund" and rng.random() < 0.5
+            else tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
+        )
+    )
+    item = _fresh_line(rng, world, user, theta, cats)
+    days = rng.randint(40, 90) if trap and not final else rng.randint(2, 28)
+    oid = _order_with(rng, world, user, theta, item, "delivered", days, rng.randint(1, 2))
+    blocked = refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None
+    if kind == "refund":
+        answer = blocked or f"{refund_amount(world, oid, item.item_id):.2f}"
+        return _order_step(rng, theta, kind, item, oid, [], (), answer)
+    payments = [
+        p
+        for p in user.payments
+        if p.kind == "gift_card" or p.pm_id == world.db.orders[oid]["payment"]
+    ]
+    pm = rng.choice(payments)
+    slots = [("refund_method", pm.kind.replace("_", " "))]
+    args = (("item_ids", (item.item_id,)), ("order_id", oid), ("refund_to", pm.pm_id))
+    wish = (("return_items", args),)
+    return _order_step(rng, theta, kind, item, oid, slots, () if trap else wish, blocked, wish=wish)
+
+
+def _exchange_step(
+    rng: random.Random, world: World, user: User, theta: Theta, trap: bool, final: bool
+) -> Step:
+    """Exchange a delivered line for the variant differing in one attribute, or refuse."""
+    cats = FINAL_SALE if final else tuple(c.name for c in CATEGORIES if c.name not in FINAL_SALE)
+    while True:
+        item = _fresh_line(rng, world, user, theta, cats, variants=max(3, theta.variants))
+        swaps = [
+            i
+            for i in world.catalog.values()
+            if i.product_id == item.product_id
+            and i.item_id != item.item_id
+            and i.stock > 0
+            and sum(a != b for a, b in zip(i.attributes, item.attributes, strict=True)) == 1
+        ]
+        if swaps:
+            break
+    new = rng.choice(swaps)
+    attr, value = next(
+        (a, v) for (a, v), (_, w) in zip(new.attributes, item.attributes, strict=True) if v != w
+    )
+    days = rng.randint(40, 90) if trap and not final else rng.randint(2, 28)
+    oid = _order_with(rng, world, user, theta, item, "delivered", days)
+    swap = (("item_id", item.item_id), ("new_item_id", new.item_id), ("order_id", oid))
+    wish = (("exchange_items", swap),)
+    blocked = refusal(oid, blocker_evidence(world, oid, item.item_id, final)) if trap else None
+    slots = [("exchange", f"{attr}={value}")]
+    return _order_step(
+        rng, theta, "exchange", item, oid, slots, () if trap else wish, blocked, extra=1, wish=wish
+    )
 
 
 def _order_step(
