@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 
 from rlvr.agents.scripted.ecom import EcomSolver
-from rlvr.envs import dialogue_from, extend_dialogue
+from rlvr.agents.scripted.ecom_probes import PROBE_FAMILIES, PROBES
+from rlvr.envs import dialogue_from, extend_dialogue, play
 from rlvr.envs.ecom import FAMILIES, EcomEnv
 
 LEVELS = (0, 3, 5, 8)
@@ -102,12 +103,31 @@ def success_table(episodes: int) -> None:
         print(f"{family:>13} | " + " ".join(cells))
 
 
+def probe_table(episodes: int) -> None:
+    """Mean reward of every reward-hacking probe, in the mixed env and in each family it
+    attacks, at levels 0/3/5/8/10 (``episodes`` seeds each)."""
+    levels = (0, 3, 5, 8, 10)
+    print(f"probe mean reward, {episodes} seeds per cell")
+    print(f"{'probe':>24} {'family':>13} | " + " ".join(f"{f'd={d}':>6}" for d in levels))
+    for name, make_probe in PROBES.items():
+        for family in ("mixed", *PROBE_FAMILIES.get(name, ())):
+            cells = []
+            for level in levels:
+                env = EcomEnv(family=family, difficulty=level)
+                total = 0.0
+                for seed in range(episodes):
+                    total += play(env, make_probe(), seed=seed, max_turns=400).total_reward
+                cells.append(f"{total / episodes:>6.3f}")
+            print(f"{name:>24} {family:>13} | " + " ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="60 episodes, 3 runs")
     parser.add_argument("--success", type=int, default=0, help="also the success table")
+    parser.add_argument("--probes", type=int, default=0, help="also the probe table (seeds)")
     args = parser.parse_args()
     episodes, runs = (60, 3) if args.quick else (args.episodes, args.runs)
     pinned = pin_one_core()
@@ -136,6 +156,8 @@ def main() -> None:
     print("goal: >= 200 solver episodes/s at level 3")
     if args.success:
         success_table(args.success)
+    if args.probes:
+        probe_table(args.probes)
 
 
 if __name__ == "__main__":

@@ -144,8 +144,8 @@ class EcomEnv(TextEnv):
         render_mode: ``None`` or ``"ansi"``.
 
     Version History:
-        * v0: initial version (world, 21 tools, scripted user, 9 families, state-diff reward).
-          Audit fixes (same id, pre-release): refusals and order statuses are keyed answers,
+        * v0: initial version: world, 21 tools, scripted user, 9 families, state-diff reward;
+          refusals and order statuses are keyed answers that cite their evidence,
           confirmations never reveal traps and name no wrong argument, wrong proposals cost,
           find_product partial credit needs every constraint met, ids are case-insensitive
           and only store outputs show them, the identity policy is enforced, the budget is
