@@ -38,6 +38,8 @@ class Agent(ABC):
     """
 
     name: str = "agent"
+    counts_tokens: bool = False
+    """Whether ``tokens_used`` means anything (model-backed agents set it)."""
 
     def __init__(self) -> None:
         self.tokens_used = 0

@@ -68,8 +68,8 @@ class EvalReport:
     mean_reward: float
     mean_turns: float
     truncated_rate: float
-    mean_tokens: float
-    """Generated tokens per episode, where the agent reports them (0 otherwise)."""
+    mean_tokens: float | None
+    """Generated tokens per episode; ``None`` for agents that do not count tokens."""
     mean_reply_chars: float
     pass_at_k: dict[int, float] = field(default_factory=dict)
     """Unbiased pass@k (Chen et al. 2021): some of k samples succeeds."""
@@ -130,7 +130,7 @@ def _group(records: Sequence[EpisodeRecord]) -> GroupStats:
 
 
 def summarize(
-    env_id: str, agent: str, records: Sequence[EpisodeRecord], samples: int, tokens: int
+    env_id: str, agent: str, records: Sequence[EpisodeRecord], samples: int, tokens: int | None
 ) -> EvalReport:
     """Aggregate episode records into a report."""
     overall = _group(records)
@@ -158,7 +158,7 @@ def summarize(
         mean_reward=overall.mean_reward,
         mean_turns=overall.mean_turns,
         truncated_rate=sum(r.truncated for r in records) / n if n else 0.0,
-        mean_tokens=tokens / n if n else 0.0,
+        mean_tokens=None if tokens is None else (tokens / n if n else 0.0),
         mean_reply_chars=sum(r.reply_chars for r in records) / n if n else 0.0,
         pass_at_k={k: mean_over_tasks(pass_at_k, k) for k in ks},
         pass_hat_k={k: mean_over_tasks(pass_hat_k, k) for k in ks},
@@ -246,4 +246,5 @@ def evaluate(
                     still_live.append(episode)
             live = still_live
     records.sort(key=lambda r: (r.task_index, r.sample))
-    return summarize(env_id, agent.name, records, samples, agent.tokens_used - tokens_before)
+    tokens = agent.tokens_used - tokens_before if agent.counts_tokens else None
+    return summarize(env_id, agent.name, records, samples, tokens)

@@ -124,6 +124,7 @@ class HFAgent(Agent):
     """
 
     name = "hf"
+    counts_tokens = True
 
     def __init__(
         self,

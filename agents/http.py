@@ -105,6 +105,7 @@ class OpenAIChatAgent(Agent):
     """
 
     name = "http"
+    counts_tokens = True
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ def render_report(report: EvalReport) -> Group:
         ("mean reward", f"{report.mean_reward:.3f}"),
         ("mean turns", f"{report.mean_turns:.2f}"),
         ("truncated", _pct(report.truncated_rate)),
-        ("mean tokens", f"{report.mean_tokens:.1f}"),
+        ("mean tokens", "n/a" if report.mean_tokens is None else f"{report.mean_tokens:.1f}"),
         ("mean reply chars", f"{report.mean_reply_chars:.1f}"),
     ]
     for name, value in rows:

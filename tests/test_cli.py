@@ -49,6 +49,7 @@ def test_eval_prints_a_table_and_writes_json(capsys, tmp_path):
     assert data["success_rate"] == 1.0 and data["mean_reward"] == 1.0
     assert set(data["per_difficulty"]) <= {"0", "1", "2", "3"}
     assert data["ci_low"] < 1.0 == data["ci_high"]
+    assert data["mean_tokens"] is None  # a scripted agent counts no tokens
 
 
 def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
