@@ -12,7 +12,13 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import WrapperSpec
 
-from rlvr.envs.core import TextEnv, dialogue_from, extend_dialogue, parse_difficulty
+from rlvr.envs.core import (
+    TextEnv,
+    dialogue_from,
+    extend_dialogue,
+    parse_difficulty,
+    parse_max_turns,
+)
 from rlvr.envs.curriculum import AdaptiveDifficulty, CurriculumState
 from rlvr.envs.spaces import UnicodeText
 from rlvr.envs.types import Message, Outcome, Reply, Task, Transcript, Turn
@@ -115,6 +121,7 @@ __all__ = [
     "extend_dialogue",
     "outcome_from_info",
     "parse_difficulty",
+    "parse_max_turns",
     "play",
     "register_envs",
 ]

@@ -46,6 +46,13 @@ def parse_difficulty(value: Any) -> tuple[int, int]:
     return low, high
 
 
+def parse_max_turns(value: Any) -> int:
+    """Validate the attempts an env allows (its ``max_turns`` argument): an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_turns must be an int >= 1, got {value!r}")
+    return value
+
+
 class TextEnv(gym.Env[str, str], ABC):
     """Base class of the rlvr text environments.
 

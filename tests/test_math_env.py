@@ -89,7 +89,10 @@ def test_dataset(tmp_path):
         make(dataset=str(bad))
 
 
-@pytest.mark.parametrize("kwargs", [{"max_turns": 0}, {"timeout": 0}, {"difficulty": -1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_turns": 0}, {"max_turns": 1.5}, {"max_turns": "2"}, {"timeout": 0}, {"difficulty": -1}],
+)
 def test_bad_config_is_a_value_error(kwargs):
     with pytest.raises(ValueError):
         make(**kwargs)

@@ -12,7 +12,7 @@ from typing import Any
 from faker import Faker
 
 from rlvr.envs.code.generators import generate_code_task
-from rlvr.envs.core import DifficultySpec, TextEnv
+from rlvr.envs.core import DifficultySpec, TextEnv, parse_max_turns
 from rlvr.envs.types import Outcome, Reply, Task
 from rlvr.rewards.code import (
     REWARD_MODES,
@@ -125,11 +125,9 @@ class CodeEnv(TextEnv):
         memory_mb: int = 512,
         render_mode: str | None = None,
     ):
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        self.max_turns = max_turns
+        self.max_turns = parse_max_turns(max_turns)
         self.reward_mode: RewardMode = reward_mode
         self.limits = Limits(timeout=float(timeout), memory_mb=memory_mb)
         self.timeout = self.limits.timeout

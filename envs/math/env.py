@@ -9,7 +9,7 @@ from typing import Any
 
 from faker import Faker
 
-from rlvr.envs.core import DifficultySpec, TextEnv
+from rlvr.envs.core import DifficultySpec, TextEnv, parse_max_turns
 from rlvr.envs.math.generators import generate_problem
 from rlvr.envs.types import Outcome, Reply, Task
 from rlvr.rewards.math import MathVerdict, VerifierError, check_math_reply
@@ -79,11 +79,9 @@ class MathEnv(TextEnv):
         timeout: float = 1.0,
         render_mode: str | None = None,
     ):
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        self.max_turns = max_turns
+        self.max_turns = parse_max_turns(max_turns)
         self.timeout = float(timeout)
         self._fake = Faker()
         super().__init__(difficulty=difficulty, dataset=dataset, render_mode=render_mode)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from faker import Faker
 
-from rlvr.envs.core import DifficultySpec, TextEnv
+from rlvr.envs.core import DifficultySpec, TextEnv, parse_max_turns
 from rlvr.envs.rubricqa.cheats import cheat_answers
 from rlvr.envs.rubricqa.families import FAMILIES
 from rlvr.envs.rubricqa.generators import generate
@@ -108,15 +108,13 @@ class RubricQAEnv(TextEnv):
         judge: JudgeFn | None = None,
         render_mode: str | None = None,
     ):
-        if not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an int >= 1, got {max_turns!r}")
         chosen = tuple(families) if families is not None else tuple(sorted(FAMILIES))
         unknown = [f for f in chosen if f not in FAMILIES]
         if unknown or not chosen:
             raise ValueError(f"families must be a non-empty subset of {sorted(FAMILIES)}")
         if judge is not None and not callable(judge):
             raise ValueError("judge must be a callable (question, answer, prompt) -> score")
-        self.max_turns = max_turns
+        self.max_turns = parse_max_turns(max_turns)
         self.families = chosen
         self.judge = judge
         self._fake = Faker()
