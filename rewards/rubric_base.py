@@ -257,3 +257,14 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {item.name: _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
     return value
+
+
+@dataclass(frozen=True)
+class CountChecker(Checker):
+    """A checker of a count that must lie in ``[min, max]`` (either bound optional)."""
+
+    min: int | None = None
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range(self.min, self.max, self.kind)

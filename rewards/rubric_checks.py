@@ -17,8 +17,8 @@ from rlvr.rewards.rubric_base import (
     Answer,
     Check,
     Checker,
+    CountChecker,
     bounded,
-    check_range,
     normalize,
     phrase_pattern,
     quoted,
@@ -109,15 +109,10 @@ class Regex(Checker):
 
 
 @dataclass(frozen=True)
-class WordCount(Checker):
+class WordCount(CountChecker):
     """Word count within ``[min, max]``; the score falls off linearly outside."""
 
     kind: ClassVar[str] = "word_count"
-    min: int | None = None
-    max: int | None = None
-
-    def __post_init__(self) -> None:
-        check_range(self.min, self.max, "word_count")
 
     def __call__(self, answer: Answer) -> Check:
         return bounded(len(answer.words), self.min, self.max, "words")
@@ -127,15 +122,10 @@ class WordCount(Checker):
 
 
 @dataclass(frozen=True)
-class SentenceCount(Checker):
+class SentenceCount(CountChecker):
     """Sentence count within ``[min, max]``."""
 
     kind: ClassVar[str] = "sentence_count"
-    min: int | None = None
-    max: int | None = None
-
-    def __post_init__(self) -> None:
-        check_range(self.min, self.max, "sentence_count")
 
     def __call__(self, answer: Answer) -> Check:
         return bounded(len(answer.sentences), self.min, self.max, "sentences")
@@ -145,15 +135,10 @@ class SentenceCount(Checker):
 
 
 @dataclass(frozen=True)
-class ParagraphCount(Checker):
+class ParagraphCount(CountChecker):
     """Paragraph count (blocks between blank lines) within ``[min, max]``."""
 
     kind: ClassVar[str] = "paragraph_count"
-    min: int | None = None
-    max: int | None = None
-
-    def __post_init__(self) -> None:
-        check_range(self.min, self.max, "paragraph_count")
 
     def __call__(self, answer: Answer) -> Check:
         return bounded(len(answer.paragraphs), self.min, self.max, "paragraphs")

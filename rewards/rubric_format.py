@@ -21,8 +21,8 @@ from rlvr.rewards.rubric_base import (
     Answer,
     Check,
     Checker,
+    CountChecker,
     bounded,
-    check_range,
     normalize,
     quoted,
     range_words,
@@ -149,15 +149,10 @@ BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
 
 
 @dataclass(frozen=True)
-class BulletList(Checker):
+class BulletList(CountChecker):
     """The number of bulleted lines (``-``, ``*``, ``•`` or ``1.``) lies in ``[min, max]``."""
 
     kind: ClassVar[str] = "bullet_list"
-    min: int | None = None
-    max: int | None = None
-
-    def __post_init__(self) -> None:
-        check_range(self.min, self.max, "bullet_list")
 
     def __call__(self, answer: Answer) -> Check:
         count = sum(1 for line in answer.text.splitlines() if BULLET.match(line))
