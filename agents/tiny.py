@@ -204,21 +204,23 @@ def default_cache_dir() -> Path:
     return Path(base) / "rlvr"
 
 
-def ensure_tiny_model(cache_dir: str | Path | None = None, *, seed: int = 0) -> Path:
-    """The path of the cached tiny model for ``seed``, building it first if absent.
+def ensure_tiny_model(cache_dir: str | Path | None = None, *, seed: int = 0, **sizes: int) -> Path:
+    """The path of the cached tiny model for ``seed`` (and ``sizes``, the keyword arguments of
+    :func:`build_tiny_model` that set its dimensions), building it first if absent.
 
     The build goes to a temporary sibling directory that is renamed into place, so
     concurrent processes (``torchrun`` workers, parallel tests) never see a half-written
     model; when two race, the first rename wins and the other copy is discarded.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / f"tiny-llama-v{TINY_VERSION}-seed{seed}"
+    shape = "".join(f"-{key}{value}" for key, value in sorted(sizes.items()))
+    target = root / f"tiny-llama-v{TINY_VERSION}-seed{seed}{shape}"
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=root))
     try:
-        build_tiny_model(staging, seed=seed)
+        build_tiny_model(staging, seed=seed, **sizes)
         try:
             staging.rename(target)
         except OSError:

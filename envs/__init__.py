@@ -19,7 +19,7 @@ from rlvr.envs.core import (
     parse_difficulty,
     parse_max_turns,
 )
-from rlvr.envs.curriculum import AdaptiveDifficulty, CurriculumState
+from rlvr.envs.curriculum import AdaptiveDifficulty, Curriculum, CurriculumState
 from rlvr.envs.spaces import UnicodeText
 from rlvr.envs.types import Message, Outcome, Reply, Task, Transcript, Turn
 from rlvr.envs.wrappers import (
@@ -67,13 +67,24 @@ truncates; ``gym.make(id, max_episode_steps=n)`` overrides it)."""
 
 _END_FLAGS = WrapperSpec(name="EndFlags", entry_point="rlvr.envs.wrappers:EndFlags", kwargs={})
 
+REMOTE_ENV_ID = "rlvr/Remote-v0"
+"""A client for an env served by ``rlvr serve``: ``gym.make(REMOTE_ENV_ID, url=...)``. It is
+not in :data:`ENV_SPECS` (it needs a running server; the served env applies its own limits)."""
+
 
 def register_envs() -> None:
     """Register every ``rlvr/...`` id with Gymnasium; calling it again is a no-op.
 
     Each id gets the :class:`EndFlags` wrapper, outside any ``TimeLimit``, so that
-    ``terminated`` and ``truncated`` are never both set.
+    ``terminated`` and ``truncated`` are never both set. ``rlvr/Remote-v0`` is registered
+    bare: the server's env already has them.
     """
+    if REMOTE_ENV_ID not in gym.registry:
+        gym.register(
+            id=REMOTE_ENV_ID,
+            entry_point="rlvr.envs.remote.client:RemoteEnv",
+            disable_env_checker=True,
+        )
     for env_id, spec in ENV_SPECS.items():
         if env_id not in gym.registry:
             gym.register(
@@ -100,8 +111,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ENV_SPECS",
+    "REMOTE_ENV_ID",
     "AdaptiveDifficulty",
     "CheckReport",
+    "Curriculum",
     "CurriculumState",
     "EndFlags",
     "EnvCheckError",

@@ -30,28 +30,26 @@ class CurriculumState:
     """Of those, how many succeeded."""
 
 
-class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
-    """Pick each episode's difficulty from the RLVE window and move the window up.
+class Curriculum:
+    """The RLVE window rule on its own, for callers that schedule episodes themselves (the
+    trainer draws one level per rollout group and records every rollout of it).
 
     Args:
-        env: any rlvr env (its ``reset`` accepts ``options={"difficulty": d}``).
         start: the initial ``high`` (and ``low``).
         episodes_per_check: episodes at ``d == high`` between two checks (RLVE's tau_num).
         accuracy_threshold: success rate needed to raise ``high`` (RLVE's tau_acc).
         window: how many levels the window spans at most (Ecom-RLVE's d_delta + 1).
-
-    An explicit ``options={"difficulty": d}`` or ``task_id`` passed to ``reset`` wins, and such
-    an episode still counts if ``d == high``. Episodes cut short by truncation count as failures.
+        seed: seeds the RNG that draws levels.
     """
 
     def __init__(
         self,
-        env: gym.Env[str, str],
         *,
         start: int = 0,
         episodes_per_check: int = 32,
         accuracy_threshold: float = 0.9,
         window: int = 5,
+        seed: int | None = None,
     ):
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
@@ -61,17 +59,15 @@ class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
             raise ValueError(f"accuracy_threshold must lie in (0, 1], got {accuracy_threshold}")
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        super().__init__(env)
         self.episodes_per_check = episodes_per_check
         self.accuracy_threshold = accuracy_threshold
         self.window = window
         self.state = CurriculumState(low=start, high=start)
-        self._rng = np.random.default_rng()
-        self._episode_level: int | None = None
+        self.rng = np.random.default_rng(seed)
 
     def sample_difficulty(self) -> int:
         """Draw a level uniformly from ``[low, high]``."""
-        return int(self._rng.integers(self.state.low, self.state.high + 1))
+        return int(self.rng.integers(self.state.low, self.state.high + 1))
 
     def record(self, difficulty: int, success: bool) -> None:
         """Count one finished episode; raise ``high`` when the check passes."""
@@ -87,11 +83,76 @@ class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
             state.low = max(state.low, state.high - self.window + 1)
         state.attempts = state.successes = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The curriculum's state and its RNG's, to save with a checkpoint (JSON-serializable)."""
+        return {**asdict(self.state), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`; unknown or missing keys are errors.
+
+        ``rng`` may be left out (the draws then continue from the current RNG).
+        """
+        counters = {key: value for key, value in state.items() if key != "rng"}
+        expected = set(asdict(CurriculumState()))
+        if set(counters) != expected:
+            raise ValueError(f"curriculum state needs exactly the keys {sorted(expected)} (+ rng)")
+        loaded = CurriculumState(**{key: int(value) for key, value in counters.items()})
+        if not 0 <= loaded.low <= loaded.high or not 0 <= loaded.successes <= loaded.attempts:
+            raise ValueError(f"inconsistent curriculum state {counters}")
+        if "rng" in state:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+            self.rng = rng
+        self.state = loaded
+
+
+class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
+    """Pick each episode's difficulty from the RLVE window and move the window up.
+
+    Args:
+        env: any rlvr env (its ``reset`` accepts ``options={"difficulty": d}``).
+        start, episodes_per_check, accuracy_threshold, window: as for :class:`Curriculum`.
+
+    An explicit ``options={"difficulty": d}`` or ``task_id`` passed to ``reset`` wins, and such
+    an episode still counts if ``d == high``. Episodes cut short by truncation count as failures.
+    ``reset(seed=s)`` reseeds the level draws.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[str, str],
+        *,
+        start: int = 0,
+        episodes_per_check: int = 32,
+        accuracy_threshold: float = 0.9,
+        window: int = 5,
+    ):
+        self.curriculum = Curriculum(
+            start=start,
+            episodes_per_check=episodes_per_check,
+            accuracy_threshold=accuracy_threshold,
+            window=window,
+        )
+        super().__init__(env)
+        self._episode_level: int | None = None
+
+    @property
+    def state(self) -> CurriculumState:
+        return self.curriculum.state
+
+    def sample_difficulty(self) -> int:
+        """Draw a level uniformly from ``[low, high]``."""
+        return self.curriculum.sample_difficulty()
+
+    def record(self, difficulty: int, success: bool) -> None:
+        """Count one finished episode; raise ``high`` when the check passes."""
+        self.curriculum.record(difficulty, success)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self.curriculum.rng = np.random.default_rng(seed)
         options = dict(options or {})
         if "difficulty" not in options and "task_id" not in options:
             options["difficulty"] = self.sample_difficulty()
@@ -109,22 +170,8 @@ class AdaptiveDifficulty(gym.Wrapper[str, str, str, str]):
 
     def state_dict(self) -> dict[str, Any]:
         """The curriculum's state and its RNG's, to save with a checkpoint (JSON-serializable)."""
-        return {**asdict(self.state), "rng": self._rng.bit_generator.state}
+        return self.curriculum.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`; unknown or missing keys are errors.
-
-        ``rng`` may be left out (the draws then continue from the current RNG).
-        """
-        counters = {key: value for key, value in state.items() if key != "rng"}
-        expected = set(asdict(CurriculumState()))
-        if set(counters) != expected:
-            raise ValueError(f"curriculum state needs exactly the keys {sorted(expected)} (+ rng)")
-        loaded = CurriculumState(**{key: int(value) for key, value in counters.items()})
-        if not 0 <= loaded.low <= loaded.high or not 0 <= loaded.successes <= loaded.attempts:
-            raise ValueError(f"inconsistent curriculum state {counters}")
-        if "rng" in state:
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state["rng"]
-            self._rng = rng
-        self.state = loaded
+        """Restore a state saved by :meth:`state_dict` (see :meth:`Curriculum.load_state_dict`)."""
+        self.curriculum.load_state_dict(state)

@@ -1,4 +1,4 @@
-"""The ``rlvr`` command line: ``envs``, ``check`` and ``eval``.
+"""The ``rlvr`` command line: ``envs``, ``check``, ``eval``, ``train``, ``serve`` and ``relex``.
 
 Errors a user can cause (bad arguments, unknown env ids, unreadable datasets, unreachable
 servers) print one line ``rlvr: error: ...`` and exit with status 2, without a traceback;
@@ -21,6 +21,7 @@ import yaml
 
 import rlvr
 from rlvr.envs import ENV_SPECS
+from rlvr.envs.remote.command import add_serve_arguments
 
 if TYPE_CHECKING:
     from rlvr.agents import Agent
@@ -149,6 +150,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rlvr.envs.remote.command import run_serve
+
+    return run_serve(args, _resolve_env_id(args.env_id))
+
+
 def _writable(text: str) -> Path:
     """Check before the run that the ``--json`` file can be written, so no result is lost."""
     path = Path(text)
@@ -158,6 +165,74 @@ def _writable(text: str) -> Path:
     except OSError as error:
         raise UserError(f"cannot write --json {text!r}: {error.strerror or error}") from None
     return path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rlvr.training.config import load_config
+
+    config = load_config(args.scenario, args.overrides)
+    if args.validate:
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    from rlvr.training.trainer import train
+
+    summary = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:
+        before, after = summary.get("before"), summary.get("after")
+        if before and after:
+            print(
+                f"held-out success: {before['success_rate']:.3f} before RL -> "
+                f"{after['success_rate']:.3f} after {summary['steps']} steps "
+                f"(run: {config.output_dir})"
+            )
+    return 0
+
+
+def cmd_relex(args: argparse.Namespace) -> int:
+    from rlvr.training.relex import extrapolate_run
+
+    result = extrapolate_run(
+        args.run_dir,
+        observe=args.observe,
+        target_step=args.target_step,
+        out=args.out,
+        min_explained_variance=args.min_explained_variance,
+        window=args.window,
+        from_deltas=args.from_deltas,
+        progress=not args.quiet,
+    )
+    summary = result.report["summary"]
+    print(
+        f"RELEX: {summary['extrapolated']}/{summary['tensors']} tensors extrapolated to step "
+        f"{args.target_step} (mean explained variance {summary['explained_variance_mean']:.3f})"
+        f" -> {result.out}"
+    )
+    return 0
+
+
+def _add_relex_parser(commands: Any) -> None:
+    relex = commands.add_parser(
+        "relex", help="extrapolate a run's first checkpoints to a later step (RELEX)"
+    )
+    relex.add_argument("run_dir", help="run directory holding checkpoints/step-N/model/")
+    relex.add_argument(
+        "--observe", type=_positive, required=True, help="snapshots to read; the first is the base"
+    )
+    relex.add_argument("--target-step", type=_non_negative, required=True, help="step to predict")
+    relex.add_argument("--out", metavar="DIR", help="output (default RUN_DIR/relex/step-S)")
+    relex.add_argument(
+        "--min-explained-variance",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="tensors below this rank-1 explained variance keep their last value (default 0)",
+    )
+    relex.add_argument("--window", type=_positive, help="fit the trend on the last W points only")
+    relex.add_argument(
+        "--from-deltas", action="store_true", help="observe RUN_DIR/deltas/ instead of checkpoints"
+    )
+    relex.add_argument("--quiet", action="store_true", help="no progress bar")
+    relex.set_defaults(func=cmd_relex)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--records", action="store_true", help="include episodes in --json")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+
+    train = commands.add_parser("train", help="train a policy on a scenario (YAML)")
+    train.add_argument("scenario", help="a scenario file, e.g. scenarios/quickstart.yaml")
+    train.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="override fields: rollout.group_size=4"
+    )
+    train.add_argument(
+        "--validate", action="store_true", help="only validate the scenario and print it"
+    )
+    train.set_defaults(func=cmd_train)
+
+    serve = commands.add_parser("serve", help="serve an env over HTTP and WebSocket")
+    add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+    _add_relex_parser(commands)
     return parser
 
 

@@ -51,6 +51,8 @@ class AggregationContext:
     global_active_tokens: float | None = None
     """Active tokens in the whole accumulated (and, under DDP, all-reduced) batch (DAPO);
     ``None`` means the local batch."""
+    world_size: int = 1
+    """Processes whose gradients DDP averages; a global token mean is scaled back by it."""
 
 
 class PolicyLoss(Protocol):
@@ -139,8 +141,10 @@ def dapo_aggregation(loss: Tensor, mask: Tensor, context: AggregationContext) ->
     """DAPO token-level loss (Yu et al. 2025, eq. 12): ``sum m L`` over the active tokens of
     the whole accumulated global batch (TRL's default ``loss_type``)."""
     tokens = context.global_active_tokens
-    denominator = mask.sum().clamp(min=1.0) if tokens is None else max(tokens, 1.0)
-    return (loss * mask).sum() / denominator
+    if tokens is None:
+        return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+    # DDP averages gradients over ranks: scale so the sum over ranks is the global token mean
+    return (loss * mask).sum() * context.world_size / max(tokens, 1.0)
 
 
 _DELTA_CLAMP = 20.0

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
+from rlvr.training.registry import Registry
 
+
+class GroupFilter(Protocol):
+    def __call__(self, rewards: Tensor) -> Tensor: ...
+
+
+GROUP_FILTERS: Registry[GroupFilter] = Registry("group filter")
+"""Which prompt groups of a batch train: ``(rewards[B, G]) -> keep[B]`` (bool)."""
+
+
+@GROUP_FILTERS.register("all")
+def all_groups(rewards: Tensor) -> Tensor:
+    """Keep every group (TRL's and DeepSeekMath's default). Shapes: (B, G) -> (B,) bool."""
+    return torch.ones(rewards.shape[0], dtype=torch.bool, device=rewards.device)
+
+
+@GROUP_FILTERS.register("informative")
 def informative_groups(rewards: Tensor) -> Tensor:
     """DAPO dynamic sampling: keep the groups whose rewards are not all equal.
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from faker import Faker
 
 from rlvr.envs.core import DifficultySpec, TextEnv, parse_max_turns
-from rlvr.envs.math.generators import generate_problem
+from rlvr.envs.math.generators import FAMILIES, generate_problem
 from rlvr.envs.types import Outcome, Reply, Task
 from rlvr.rewards.math import MathVerdict, VerifierError, check_math_reply
 
@@ -62,6 +62,9 @@ class MathEnv(TextEnv):
         dataset: JSONL path; the episodes then come from it.
         max_turns: attempts allowed; wrong attempts before the last get feedback.
         timeout: seconds allowed for one answer check (``env.unwrapped.timeout``).
+        families: draw generated problems only from these families (see
+            :data:`~rlvr.envs.math.generators.FAMILIES`), at sizes that follow the level;
+            ``None`` (the default) uses each level's own mix.
 
     **Version History.**
 
@@ -77,10 +80,19 @@ class MathEnv(TextEnv):
         dataset: str | Path | None = None,
         max_turns: int = 1,
         timeout: float = 1.0,
+        families: Sequence[str] | None = None,
         render_mode: str | None = None,
     ):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if families is not None:
+            unknown = sorted(set(families) - set(FAMILIES))
+            if unknown or not families or isinstance(families, str):
+                raise ValueError(
+                    f"families must be a non-empty list drawn from {list(FAMILIES)}, "
+                    f"got {families!r}"
+                )
+        self.families = tuple(families) if families is not None else None
         self.max_turns = parse_max_turns(max_turns)
         self.timeout = float(timeout)
         self._fake = Faker()
@@ -88,7 +100,10 @@ class MathEnv(TextEnv):
 
     def generate_task(self, task_id: str, difficulty: int, rng: random.Random) -> Task:
         self._fake.seed_instance(rng.getrandbits(64))
-        problem = generate_problem(rng, difficulty, self._fake)
+        family = None
+        if self.families is not None:
+            family = self.families[rng.randrange(len(self.families))]
+        problem = generate_problem(rng, difficulty, self._fake, family)
         return Task(
             task_id=task_id,
             prompt=problem.problem,

@@ -1,0 +1,364 @@
+"""The trainer end to end on a tiny model: rollouts, token faithfulness, runs, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+import torch
+
+import rlvr
+from rlvr.envs.spaces import UnicodeText
+from rlvr.training.config import ConfigError, ModelConfig, TinyModelConfig, load_config, parse_config
+from rlvr.training.generation import SamplingSettings
+from rlvr.training.policy import Policy, load_policy, sequence_logprobs
+from rlvr.training.rollout import EnvPool, GroupSpec, RolloutCollector, RolloutLimits
+
+gym.register_envs(rlvr)
+
+SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Tiny models are built into a private cache (not the user's)."""
+    old = os.environ.get("RLVR_CACHE_DIR")
+    os.environ["RLVR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("RLVR_CACHE_DIR")
+    else:
+        os.environ["RLVR_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(ModelConfig(tiny=TinyModelConfig(**SMALL)), device="cpu")
+
+
+def _collector(policy: Policy, kwargs: dict[str, Any], **limits: int) -> RolloutCollector:
+    budget = {"max_new_tokens": 12, "max_total_tokens": 400, "max_turns": 5, **limits}
+    return RolloutCollector(
+        policy,
+        EnvPool({env_id: options for env_id, options in kwargs.items()}),
+        limits=RolloutLimits(**budget),
+        sampling=SamplingSettings(),
+        env_workers=4,
+    )
+
+
+def test_multi_turn_rollouts_are_token_faithful(policy: Policy) -> None:
+    collector = _collector(policy, {"rlvr/Math-v0": {"max_turns": 3, "difficulty": 0}})
+    specs = [GroupSpec("rlvr/Math-v0", seed, 0, 3) for seed in (1, 2)]
+    groups = collector.collect(specs, torch.Generator().manual_seed(0))
+    collector.close()
+    assert [len(g.rollouts) for g in groups] == [3, 3]
+    chat = policy.chat
+    for group in groups:
+        # one task per group: every rollout starts from the same prompt ids
+        prompts = {r.ids[: r.policy_mask.index(1)] for r in group.rollouts}
+        assert len(prompts) == 1
+        for rollout in group.rollouts:
+            assert rollout.turns == 3 and not rollout.truncated  # the tiny model never solves
+            assert len(rollout.ids) == len(rollout.policy_mask) == len(rollout.old_logprobs)
+            # rebuild the sequence from its parts: prompt, sampled turns, env messages
+            expected = chat.prompt_ids(list(rollout.messages[:2]))
+            for turn in range(rollout.turns):
+                sampled = [t for t, i in zip(rollout.ids, rollout.turn_index) if i == turn]
+                expected += sampled
+                if turn < rollout.turns - 1:
+                    env_message = rollout.messages[3 + 2 * turn]
+                    expected += chat.close_ids(sampled) + chat.append_ids([env_message])
+            assert list(rollout.ids) == expected
+            # only sampled ids carry loss, and they decode to the replies the env saw
+            for turn in range(rollout.turns):
+                sampled = [t for t, i in zip(rollout.ids, rollout.turn_index) if i == turn]
+                text = policy.tokenizer.decode(
+                    [t for t in sampled if t not in policy.stop_ids], skip_special_tokens=True
+                )
+                assert rollout.messages[2 + 2 * turn].content == text
+            assert sum(rollout.policy_mask) == sum(1 for i in rollout.turn_index if i >= 0)
+
+
+def test_rollout_logprobs_equal_a_fresh_forward_pass(policy: Policy) -> None:
+    """The KV cache kept across turns (with padding inside rows) changes no log-prob."""
+    collector = _collector(policy, {"rlvr/Math-v0": {"max_turns": 3, "difficulty": 0}})
+    groups = collector.collect(
+        [GroupSpec("rlvr/Math-v0", s, 0, 2) for s in (5, 6, 7)], torch.Generator().manual_seed(1)
+    )
+    collector.close()
+    for rollout in (r for g in groups for r in g.rollouts):
+        ids = torch.tensor([rollout.ids])
+        logp, _ = sequence_logprobs(policy.model, ids, torch.ones_like(ids), 1.0, entropy=False)
+        mask = torch.tensor(rollout.policy_mask[1:], dtype=torch.bool)
+        recorded = torch.tensor(rollout.old_logprobs[1:])
+        assert torch.allclose(logp[0][mask], recorded[mask], atol=1e-4)
+
+
+def test_budgets_truncate_episodes(policy: Policy) -> None:
+    collector = _collector(
+        policy, {"rlvr/Math-v0": {"max_turns": 5}}, max_new_tokens=8, max_total_tokens=120
+    )
+    groups = collector.collect([GroupSpec("rlvr/Math-v0", 3, 0, 2)], torch.Generator())
+    collector.close()
+    for rollout in groups[0].rollouts:
+        assert rollout.truncated and not rollout.terminated
+        assert len(rollout.ids) <= 120
+        for turn in range(rollout.turns):
+            assert sum(1 for i in rollout.turn_index if i == turn) <= 8
+
+
+class FlakyEnv(gym.Env[str, str]):
+    """Raises in ``step`` for odd seeds: an env failure the trainer must not hide."""
+
+    observation_space = UnicodeText(100)
+    action_space = UnicodeText(100)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self._seed = seed or 0
+        return "Say anything.", {"system_prompt": "Be brief.", "role": "user"}
+
+    def step(self, action: str) -> Any:
+        if self._seed % 2:
+            raise RuntimeError("the sandbox died")
+        return "done", 1.0, True, False, {"success": True, "reward_components": {"answer": 1.0}}
+
+
+def test_a_failing_env_marks_its_group(policy: Policy) -> None:
+    gym.register("test/Flaky-v0", entry_point=FlakyEnv)
+    try:
+        collector = _collector(policy, {"test/Flaky-v0": {}})
+        groups = collector.collect(
+            [GroupSpec("test/Flaky-v0", s, 0, 2) for s in (2, 3)], torch.Generator()
+        )
+        collector.close()
+    finally:
+        gym.registry.pop("test/Flaky-v0")
+    assert not groups[0].failed and groups[0].rollouts[0].reward == 1.0
+    assert groups[1].failed and len(groups[1].rollouts) == 2
+    assert "the sandbox died" in groups[1].errors[0]
+
+
+SCENARIO = {
+    "model": {"name": "tiny", "tiny": SMALL},
+    "envs": [{"id": "rlvr/Math-v0", "difficulty": 0, "kwargs": {"families": ["arithmetic"]}}],
+    "sft": {"steps": 3, "episodes": 16, "batch_size": 4},
+    "rollout": {"group_size": 2, "prompts_per_step": 2, "max_new_tokens": 8, "max_total_tokens": 160},
+    "eval": {"episodes": 4, "batch_size": 4},
+    "run": {"steps": 3, "save_every": 1, "progress": False, "sample_every": 1},
+}
+
+
+def _scenario(tmp_path: Path, **sections: dict[str, Any]) -> Path:
+    data = json.loads(json.dumps(SCENARIO))
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    path = tmp_path / "scenario.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def _rlvr(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rlvr", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RLVR_DEBUG": ""},
+    )
+
+
+def _metrics(run: Path) -> list[dict[str, Any]]:
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_a_run_writes_every_artifact(tmp_path: Path) -> None:
+    from rlvr.training.trainer import train
+
+    config = load_config(
+        _scenario(tmp_path), [f"run.output_dir={tmp_path / 'run'}", "algorithm.beta=0.04"]
+    )
+    summary = train(config)
+    run = tmp_path / "run"
+    assert set(summary["before"]) >= {"success_rate"} and set(summary["after"]) >= {"success_rate"}
+    assert json.loads((run / "eval.json").read_text())["after"] == summary["after"]
+    records = _metrics(run)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for key in ("reward", "success", "kl", "entropy", "clip_fraction", "completion_tokens",
+                "env/rlvr/Math-v0/reward", "env/rlvr/Math-v0/components/answer", "time/rollout"):
+        assert key in records[-1], key
+    assert records[-1]["kl"] >= 0.0 and records[-1]["entropy"] > 0.0
+    assert (run / "plots" / "reward.png").stat().st_size > 0
+    assert list((run / "tensorboard").iterdir())
+    assert (run / "samples" / "step-000003.jsonl").exists()
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == ["step-000000", "step-000001", "step-000002", "step-000003"]
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step-000003" / "model")
+    assert model.config.hidden_size == SMALL["hidden_size"]
+
+
+def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
+    from rlvr.training.trainer import train
+
+    overrides = [
+        f"run.output_dir={tmp_path / 'run'}",
+        "model.lora={r: 4, alpha: 8}",
+        "algorithm.policy_loss=sequence",
+        "algorithm.aggregation=dr_grpo",
+        "algorithm.beta=0.1",
+        "algorithm.updates_per_batch=2",
+        "algorithm.minibatches=2",
+        "eval.episodes=0",
+        "run.steps=2",
+    ]
+    before = None
+    summary = train(load_config(_scenario(tmp_path), overrides))
+    assert summary["after"] is before  # no evaluation asked for
+    records = _metrics(tmp_path / "run")
+    assert len(records) == 2 and all(r["grad_norm"] >= 0 for r in records)
+    assert (tmp_path / "run" / "checkpoints" / "step-000002" / "model" / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rollout.gruop_size=4", "rollout.gruop_size: Extra inputs are not permitted"),
+        ("algorithm.advantage=ppo", "unknown advantage estimator 'ppo'; known: dr_grpo"),
+        ("rollout.group_size=many", "rollout.group_size: Input should be a valid integer"),
+        ("rollout.group_size=1", "rollout.group_size: Input should be greater than or equal to 2"),
+        ("rollout.max_new_tokens=500", "max_new_tokens must be below rollout.max_total_tokens"),
+        ("envs.0.id=rlvr/Nope-v0", "unknown env id 'rlvr/Nope-v0'"),
+        ("envs.3.id=x", "'3' is not an index below 1"),
+        ("rollout", "override 'rollout' is not key=value"),
+    ],
+)
+def test_bad_scenarios_fail_in_one_line_before_compute(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match="^.*$") as caught:
+        load_config(_scenario(tmp_path), [override])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    result = _rlvr("train", str(_scenario(tmp_path)), override, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("rlvr: error:") and message in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_scenarios_in_the_repository_validate() -> None:
+    for path in sorted(Path(__file__).resolve().parents[1].glob("scenarios/*.yaml")):
+        assert load_config(path).envs, path
+
+
+def test_resume_after_kill_is_exact(tmp_path: Path) -> None:
+    """A run killed with SIGKILL mid-step and resumed logs the same steps as one that was
+    never interrupted: no step lost, none logged twice."""
+    scenario = _scenario(tmp_path, run={"steps": 5, "save_every": 2}, eval={"episodes": 0})
+    whole = _rlvr("train", str(scenario), f"run.output_dir={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    run = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlvr", "train", str(scenario), f"run.output_dir={run}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    # kill once step 3 is logged but its checkpoint (step 4) is not written yet
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run / "metrics.jsonl").exists() and len(_metrics(run)) >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = _rlvr("train", str(scenario), f"run.output_dir={run}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+    def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        timing = ("time/", "completions_per_s")
+        return [{k: v for k, v in r.items() if not k.startswith(timing)} for r in records]
+
+    assert comparable(_metrics(run)) == comparable(_metrics(tmp_path / "whole"))
+
+
+def test_two_processes_train_with_ddp(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, run={"steps": 2}, eval={"episodes": 2})
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "rlvr", "train", str(scenario), f"run.output_dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # so a hang can be killed with the workers
+    )
+    try:
+        output, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, output[-3000:]
+    summary = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert summary["replicas_identical"] is True
+    records = _metrics(tmp_path / "run")
+    assert [r["step"] for r in records] == [1, 2]
+    assert records[-1]["rollouts"] == 4  # both processes' groups are in the metrics
+
+
+def test_parse_config_defaults_are_valid() -> None:
+    config = parse_config({"envs": [{"id": "rlvr/Math-v0"}]})
+    assert config.rollout.group_size == 8 and config.algorithm.aggregation == "dapo"
+    assert str(config.output_dir) == "runs/run"
+
+
+def test_overrides_reach_nested_fields_and_list_items() -> None:
+    from rlvr.training.config import apply_overrides
+
+    data = {"envs": [{"id": "rlvr/Math-v0"}], "algorithm": {"lr": 1.0}}
+    apply_overrides(data, ["envs.0.weight=2", "algorithm.lr=3e-5", "sft.data=null", "run.name=x"])
+    assert data == {
+        "envs": [{"id": "rlvr/Math-v0", "weight": 2}],
+        "algorithm": {"lr": 3e-5},  # a YAML 1.2 float, not the string PyYAML would make
+        "sft": {"data": None},
+        "run": {"name": "x"},
+    }
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_top_p() -> None:
+    from rlvr.training.generation import _nucleus
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(_nucleus(logits, 0.7))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7 <= 0.5 + 0.3
+    assert torch.isfinite(_nucleus(logits, 1.0)).all()
+
+
+def test_logprobs_from_the_first_target_on_equal_the_full_pass(policy: Policy) -> None:
+    ids = torch.tensor([[1, 5, 9, 12, 7, 4], [1, 6, 8, 4, 0, 0]])
+    attention = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 1, 1, 0]], dtype=torch.float)
+    full, full_entropy = sequence_logprobs(policy.model, ids, attention, 0.7)
+    cut, cut_entropy = sequence_logprobs(policy.model, ids, attention, 0.7, mask=mask)
+    assert full.shape == cut.shape == (2, 5)
+    assert torch.allclose(full[:, 2:], cut[:, 2:], atol=1e-6)
+    assert (cut[:, :2] == 0).all()
+    assert full_entropy is not None and cut_entropy is not None
+    assert torch.allclose(full_entropy[:, 2:], cut_entropy[:, 2:], atol=1e-6)

@@ -1,0 +1,370 @@
+"""Scenario files: a whole training run described in YAML, validated before any compute starts.
+
+A scenario is a YAML mapping whose fields are those of :class:`TrainConfig` (nested sections
+``model``, ``envs``, ``rollout``, ``algorithm``, ``sft``, ``eval``, ``run``). Every field can be
+overridden on the command line as ``key.subkey=value`` (``envs.0.weight=2``); values are parsed
+as YAML, so ``algorithm.beta=0.04`` is a float and ``sft.data=null`` is ``None``.
+
+Validation is strict (pydantic models with ``extra="forbid"`` and strict types): an unknown key,
+a technique name no registry knows, a wrong type or an impossible setting is one
+:class:`ConfigError` naming the field, e.g. ``rollout.group_size: must be >= 2 (GRPO needs a
+group to compare), got 1``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rlvr.training.advantages import ADVANTAGES
+from rlvr.training.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+from rlvr.training.sampling import GROUP_FILTERS
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 with YAML 1.2 floats: ``3e-5`` is a number, not the string PyYAML makes it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
+class ConfigError(ValueError):
+    """A scenario that cannot run, with a one-line message naming the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TinyModelConfig(_Section):
+    """Sizes of the built-in tiny Llama (used when ``model.name`` is ``tiny``)."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(176, ge=8)
+    seed: int = 0
+
+
+class LoraConfig(_Section):
+    """LoRA adapters through ``peft`` (the reference policy is the base with adapters off)."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class ModelConfig(_Section):
+    """The policy: ``tiny`` (built locally, no download), a hub id, or a local directory."""
+
+    name: str = "tiny"
+    tiny: TinyModelConfig = TinyModelConfig()
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str | None = None
+    """``None``: the local CUDA device when there is one (its rank's under torchrun), else CPU."""
+    chat_template: str | None = None
+    lora: LoraConfig | None = None
+
+
+class CurriculumConfig(_Section):
+    """The RLVE adaptive window (see :class:`rlvr.envs.Curriculum`)."""
+
+    start: int = Field(0, ge=0)
+    episodes_per_check: int = Field(32, ge=1)
+    accuracy_threshold: float = Field(0.9, gt=0.0, le=1.0)
+    window: int = Field(5, ge=1)
+
+
+class EnvConfig(_Section):
+    """One env of the training mixture."""
+
+    id: str
+    weight: float = Field(1.0, gt=0.0)
+    difficulty: int | None = Field(None, ge=0)
+    """Pin every episode to this level; ``None`` with no curriculum uses the env's own range."""
+    curriculum: CurriculumConfig | None = None
+    kwargs: dict[str, Any] = {}
+    """Keyword arguments for ``gym.make`` (``max_turns``, ``dataset``, ...)."""
+
+    @field_validator("id")
+    @classmethod
+    def _registered(cls, env_id: str) -> str:
+        import importlib
+
+        import gymnasium as gym
+
+        import rlvr
+
+        gym.register_envs(rlvr)
+        module, sep, _ = env_id.partition(":")
+        if sep:
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise ValueError(f"cannot import {module!r} for env {env_id!r}: {error}") from None
+        try:
+            gym.spec(env_id.split(":")[-1] if sep else env_id)
+        except gym.error.Error:
+            raise ValueError(f"unknown env id {env_id!r} (see `rlvr envs`)") from None
+        return env_id
+
+    @model_validator(mode="after")
+    def _one_difficulty_rule(self) -> EnvConfig:
+        if self.difficulty is not None and self.curriculum is not None:
+            raise ValueError("set difficulty or curriculum, not both")
+        return self
+
+
+class RolloutConfig(_Section):
+    """How episodes are collected."""
+
+    group_size: int = Field(8, ge=2)
+    prompts_per_step: int = Field(8, ge=1)
+    """Groups per optimizer batch (across all processes under torchrun)."""
+    max_new_tokens: int = Field(64, ge=1)
+    """Token budget of one assistant turn."""
+    max_total_tokens: int = Field(1024, ge=8)
+    """Budget of a whole episode (prompt, env messages and replies); past it the episode is
+    truncated."""
+    max_turns: int = Field(16, ge=1)
+    """Safety budget of assistant turns per episode (envs have their own limits too)."""
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    ignore_eos: bool = False
+    """Sample every turn to ``max_new_tokens`` (benchmarks that need equal work per turn)."""
+    env_workers: int = Field(8, ge=1)
+    """Threads stepping envs in parallel (code execution must not serialize the batch)."""
+    group_filter: str = "all"
+    """``all``, or ``informative``: DAPO dynamic sampling (drop zero-variance groups, refill)."""
+    max_sampling_rounds: int = Field(3, ge=1)
+    """Rounds of collection allowed to fill the batch with informative groups."""
+    on_env_error: Literal["drop_group", "raise"] = "drop_group"
+    """A rollout whose env raised: drop its whole group (counted and logged) or stop the run."""
+
+    @field_validator("group_filter")
+    @classmethod
+    def _known_filter(cls, name: str) -> str:
+        GROUP_FILTERS.get(name)
+        return name
+
+
+class AlgorithmConfig(_Section):
+    """The GRPO-family objective; names are looked up in the technique registries."""
+
+    advantage: str = "grpo"
+    policy_loss: str = "token"
+    aggregation: str = "dapo"
+    kl_estimator: str = "k3"
+    beta: float = Field(0.0, ge=0.0)
+    """KL coefficient; 0 loads no reference model."""
+    eps_low: float = Field(0.2, ge=0.0, lt=1.0)
+    eps_high: float = Field(0.2, ge=0.0)
+    delta: float | None = None
+    updates_per_batch: int = Field(1, ge=1)
+    """Passes over each batch (``num_iterations``, PPO epochs)."""
+    minibatches: int = Field(1, ge=1)
+    """Optimizer steps per pass; the batch is split into this many minibatches."""
+    lr: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    overlong_buffer: int = Field(0, ge=0)
+    """DAPO soft overlong punishment over the last ``overlong_buffer`` tokens of the episode's
+    policy-token budget; 0 turns it off."""
+    overlong_factor: float = Field(1.0, ge=0.0)
+
+    @field_validator("advantage")
+    @classmethod
+    def _known_advantage(cls, name: str) -> str:
+        ADVANTAGES.get(name)
+        return name
+
+    @field_validator("policy_loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        POLICY_LOSSES.get(name)
+        return name
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, name: str) -> str:
+        AGGREGATIONS.get(name)
+        return name
+
+    @field_validator("kl_estimator")
+    @classmethod
+    def _known_kl(cls, name: str) -> str:
+        KL_ESTIMATORS.get(name)
+        return name
+
+
+class SFTConfig(_Section):
+    """Supervised warm-up before RL, on scripted-solver transcripts or a JSONL of chats."""
+
+    steps: int = Field(0, ge=0)
+    episodes: int = Field(512, ge=1)
+    """Scripted-solver episodes per env to learn from (when ``data`` is not given)."""
+    data: str | None = None
+    """A JSONL file of ``{"messages": [{"role": ..., "content": ...}, ...]}`` chats."""
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    seed_offset: int = 1 << 29
+    """SFT episodes use seeds from here on, apart from RL (0..) and eval seeds."""
+
+
+class EvalConfig(_Section):
+    """Held-out evaluation before and after RL (greedy), on seeds training never draws."""
+
+    episodes: int = Field(64, ge=0)
+    """Episodes per env; 0 skips evaluation."""
+    seed: int = Field(1 << 30, ge=1 << 30)
+    """First eval seed; training draws its seeds below ``2**30``."""
+    batch_size: int = Field(64, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Defaults to ``rollout.max_new_tokens``."""
+
+
+class RunConfig(_Section):
+    """Schedule, outputs and bookkeeping."""
+
+    steps: int = Field(20, ge=0)
+    seed: int = 0
+    output_dir: str = "runs/{name}"
+    name: str = "run"
+    save_every: int = Field(10, ge=1)
+    keep_checkpoints: int | None = Field(None, ge=1)
+    """Keep only the newest N checkpoints; ``None`` keeps all (RELEX reads early ones)."""
+    resume: bool = True
+    """Continue from the newest checkpoint in ``output_dir`` if there is one."""
+    sample_every: int = Field(5, ge=1)
+    samples_per_step: int = Field(4, ge=0)
+    tensorboard: bool = True
+    plots: bool = True
+    progress: bool = True
+
+
+class TrainConfig(_Section):
+    """A whole run; see ``scenarios/*.yaml``."""
+
+    model: ModelConfig = ModelConfig()
+    envs: list[EnvConfig] = Field(min_length=1)
+    rollout: RolloutConfig = RolloutConfig()
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    sft: SFTConfig = SFTConfig()
+    eval: EvalConfig = EvalConfig()
+    run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _feasible(self) -> TrainConfig:
+        rollout = self.rollout
+        if rollout.max_new_tokens >= rollout.max_total_tokens:
+            raise ValueError("rollout.max_new_tokens must be below rollout.max_total_tokens")
+        if self.algorithm.minibatches > rollout.prompts_per_step * rollout.group_size:
+            raise ValueError("algorithm.minibatches exceeds the rollouts in a batch")
+        if self.algorithm.overlong_buffer > rollout.max_total_tokens:
+            raise ValueError("algorithm.overlong_buffer exceeds rollout.max_total_tokens")
+        ids = [env.id for env in self.envs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"envs lists an id twice: {ids}")
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.run.output_dir.format(name=self.run.name))
+
+
+def _format_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    quiet = isinstance(value, dict) or first["type"] in ("missing", "value_error")
+    shown = "" if quiet else f", got {value!r}"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where or 'scenario'}: {message}{shown}{suffix}"
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested mapping."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} is not key=value")
+        try:
+            value = _yaml(raw)
+        except yaml.YAMLError:
+            value = raw
+        node: Any = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = _child(node, part, key)
+        _assign(node, parts[-1], value, key)
+    return data
+
+
+def _child(node: Any, part: str, key: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, key)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override {key!r}: {part!r} is inside a value, not a section")
+    return node.setdefault(part, {})
+
+
+def _assign(node: Any, part: str, value: Any, key: str) -> None:
+    if isinstance(node, list):
+        node[_index(node, part, key)] = value
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise ConfigError(f"override {key!r}: cannot set a field inside a value")
+
+
+def _index(node: list[Any], part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {key!r}: {part!r} is not an index below {len(node)}")
+    return int(part)
+
+
+def parse_config(data: Mapping[str, Any]) -> TrainConfig:
+    """Validate a scenario mapping; raises :class:`ConfigError` with a one-line message."""
+    try:
+        return TrainConfig.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(_format_error(error)) from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a scenario YAML file, apply command-line overrides and validate it all."""
+    path = Path(path)
+    try:
+        data = _yaml(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read scenario {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    data.setdefault("run", {}).setdefault("name", path.stem)
+    return parse_config(apply_overrides(data, overrides))

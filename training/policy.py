@@ -1,0 +1,177 @@
+"""The policy being trained: a ``transformers`` causal LM, its tokenizer and chat rendering.
+
+:func:`load_policy` resolves ``model.name``: ``tiny`` builds (once, cached) the project's tiny
+Llama and its tokenizer and loads them back through ``from_pretrained``, exactly as any hub id
+or local directory is loaded. ``model.lora`` wraps the model with ``peft`` LoRA adapters; the
+frozen reference policy is then the same weights with the adapters switched off, so a KL
+penalty costs no second copy of the model.
+
+:func:`sequence_logprobs` is the one forward pass the loss needs: per-token log-probs of the
+sampled ids under the temperature-scaled policy (as the rollout recorded them) and entropies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rlvr.agents.hf import resolve_device
+from rlvr.training.chat_tokens import ChatTokens
+from rlvr.training.config import ModelConfig
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Policy:
+    """The trained model and what rollouts need to talk to it."""
+
+    model: Any
+    """The ``transformers`` model (a ``peft`` model under LoRA), unwrapped from DDP."""
+    tokenizer: Any
+    chat: ChatTokens
+    stop_ids: tuple[int, ...]
+    pad_id: int
+    source: str
+    """Where the weights came from (the resolved path or hub id)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def resolve_model_source(config: ModelConfig, cache_dir: str | None = None) -> str:
+    """The path or hub id to load: builds the tiny model first when ``name == "tiny"``."""
+    if config.name != "tiny":
+        return config.name
+    from rlvr.agents.tiny import ensure_tiny_model
+
+    tiny = config.tiny
+    sizes = {
+        "hidden_size": tiny.hidden_size,
+        "num_layers": tiny.num_layers,
+        "num_heads": tiny.num_heads,
+        "intermediate_size": tiny.intermediate_size,
+    }
+    return str(ensure_tiny_model(cache_dir, seed=tiny.seed, **sizes))
+
+
+def load_policy(
+    config: ModelConfig, *, device: str | None = None, source: str | None = None
+) -> Policy:
+    """Load the policy with ``from_pretrained`` (see the module docstring)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = source or resolve_model_source(config)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[config.dtype])
+    model.to(resolve_device(device or config.device))
+    if config.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = config.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    chat = ChatTokens(tokenizer, config.chat_template)
+    stop = {chat.eos_id}
+    generation_eos = getattr(model.generation_config, "eos_token_id", None)
+    stop.update([generation_eos] if isinstance(generation_eos, int) else generation_eos or [])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eos_id
+    return Policy(model, tokenizer, chat, tuple(sorted(stop)), int(pad), source)
+
+
+class Reference:
+    """The frozen reference policy for the KL penalty.
+
+    Under LoRA it is the base model (adapters disabled); otherwise a frozen copy of the
+    policy's weights taken when the reference is made (after SFT, before RL).
+    """
+
+    def __init__(self, policy: Policy):
+        self._policy = policy
+        self._copy: Any = None
+        if not hasattr(policy.model, "disable_adapter"):
+            self._copy = copy.deepcopy(policy.model).eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def _model(self) -> Iterator[Any]:
+        if self._copy is not None:
+            yield self._copy
+            return
+        with self._policy.model.disable_adapter():
+            yield self._policy.model
+
+    @torch.no_grad()
+    def logprobs(
+        self, ids: Tensor, attention: Tensor, temperature: float, mask: Tensor | None = None
+    ) -> Tensor:
+        """Per-token log-probs of ``ids[:, 1:]`` under the reference, (N, L-1) (0 before the
+        first target ``mask`` selects)."""
+        with self._model() as model:
+            logp, _ = sequence_logprobs(
+                model, ids, attention, temperature, entropy=False, mask=mask
+            )
+        return logp
+
+    def load_from(self, model_dir: str | Path) -> None:
+        """Load the reference weights saved at ``model_dir`` (a resumed run's checkpoint 0);
+        a no-op under LoRA, where the reference is the base model."""
+        if self._copy is None:
+            return
+        from transformers import AutoModelForCausalLM
+
+        saved = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self._copy.dtype)
+        self._copy.load_state_dict(saved.state_dict())
+
+
+def sequence_logprobs(
+    model: Any,
+    ids: Tensor,
+    attention: Tensor,
+    temperature: float,
+    *,
+    entropy: bool = True,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Log-probs of each next token and the entropies of the next-token distributions.
+
+    ``ids`` (N, L) right-padded with ``attention`` (N, L) -> ``logp`` (N, L-1) where
+    ``logp[:, t] = log softmax(logits[:, t] / temperature)[ids[:, t + 1]]``, and the
+    entropies (N, L-1) (no gradient) when ``entropy``. With ``mask`` (N, L-1), the LM head
+    and softmax run only from the first masked-in target on (``logits_to_keep``); earlier
+    positions (prompts) are returned as 0.
+    """
+    width = ids.shape[1] - 1
+    first = 0
+    if mask is not None and bool(mask.any()):
+        first = int(mask.any(0).nonzero()[0])
+    keep = width - first + 1  # logits of positions first .. L-1; the last predicts past the end
+    out = model(input_ids=ids, attention_mask=attention, logits_to_keep=keep)
+    logits = out.logits[:, :-1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)  # (N, L-1-first, V)
+    logp = logp_all.gather(-1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if entropy:
+        with torch.no_grad():
+            ent = -(logp_all.exp() * logp_all).sum(-1)
+    if first:
+        logp = torch.nn.functional.pad(logp, (first, 0))
+        ent = None if ent is None else torch.nn.functional.pad(ent, (first, 0))
+    return logp, ent

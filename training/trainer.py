@@ -1,0 +1,215 @@
+"""The training loop: rollouts in groups -> rewards -> advantages -> loss -> optimizer step.
+
+:func:`train` reads top to bottom. Techniques are looked up by name once (advantage estimator,
+policy loss, aggregation, KL estimator, group filter) and called; the loop never asks which one
+it has. Setup that is not the loop itself (loading, warm-up, evaluation, checkpoint state)
+lives in :mod:`rlvr.training.run`.
+
+One step, per process (under ``torchrun`` each process plays ``prompts_per_step / N`` groups):
+
+1. draw group specs from generators seeded by ``(seed, step, rank)``; collect the groups
+   (:class:`~rlvr.training.rollout.RolloutCollector`); drop groups whose env failed (logged)
+   and, with ``group_filter: informative``, zero-variance groups, refilling up to
+   ``max_sampling_rounds`` rounds;
+2. rewards ``(B, G, 1)`` with the overlong penalty -> advantages ``(B, G)``;
+3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
+   tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
+   ``beta`` times the KL estimate to the reference, aggregated over the policy tokens;
+4. curricula, metrics, samples, checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rlvr.training.advantages import ADVANTAGES
+from rlvr.training.batch import RolloutStats, build_batch, group_rewards, rollout_metrics, to_device
+from rlvr.training.config import TrainConfig
+from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
+from rlvr.training.losses import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    AggregationContext,
+    ClipConfig,
+)
+from rlvr.training.policy import sequence_logprobs
+from rlvr.training.rollout import GroupSpec, RolloutGroup
+from rlvr.training.run import RunState, finish_run, save_state, start_run
+from rlvr.training.sampling import GROUP_FILTERS
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed mixed from ``parts`` (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def _group_specs(state: RunState, step: int, round_: int, count: int) -> list[GroupSpec]:
+    """``count`` group specs for this process, from generators seeded by (seed, step, rank)."""
+    config = state.config
+    rng = np.random.default_rng([config.run.seed, step, state.dist.rank, round_])
+    weights = np.array([env.weight for env in config.envs])
+    specs = []
+    for _ in range(count):
+        env = config.envs[int(rng.choice(len(config.envs), p=weights / weights.sum()))]
+        curriculum = state.curricula.get(env.id)
+        level = curriculum.sample_difficulty() if curriculum is not None else env.difficulty
+        seed = int(rng.integers(0, 1 << 30))
+        specs.append(GroupSpec(env.id, seed, level, config.rollout.group_size))
+    return specs
+
+
+def _collect(state: RunState, step: int) -> tuple[list[RolloutGroup], dict[str, float]]:
+    """This process's groups for the step, failed and filtered groups dropped."""
+    config = state.config
+    wanted = config.rollout.prompts_per_step // state.dist.world_size
+    keep_group = GROUP_FILTERS.get(config.rollout.group_filter)
+    kept: list[RolloutGroup] = []
+    counts = {"groups_failed": 0.0, "groups_filtered": 0.0, "sampling_rounds": 0.0}
+    for round_ in range(config.rollout.max_sampling_rounds):
+        generator = torch.Generator().manual_seed(
+            _seed(config.run.seed, step, state.dist.rank, round_)
+        )
+        groups = state.collector.collect(_group_specs(state, step, round_, wanted), generator)
+        counts["sampling_rounds"] += 1
+        failed = [g for g in groups if g.failed]
+        state.report_failures(step, failed)
+        counts["groups_failed"] += len(failed)
+        healthy = [g for g in groups if not g.failed]
+        if healthy:
+            rewards = torch.tensor([[r.reward for r in g.rollouts] for g in healthy])
+            keep = keep_group(rewards).tolist()
+            counts["groups_filtered"] += keep.count(False)
+            kept += [g for g, k in zip(healthy, keep, strict=True) if k]
+        if len(kept) >= wanted:
+            break
+    return kept[:wanted], counts
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) a scenario; returns the evaluation summary written to ``eval.json``."""
+    state = start_run(config)
+    algo = config.algorithm
+    estimate_advantages = ADVANTAGES.get(algo.advantage)
+    policy_loss = POLICY_LOSSES.get(algo.policy_loss)
+    aggregate = AGGREGATIONS.get(algo.aggregation)
+    kl_estimate = KL_ESTIMATORS.get(algo.kl_estimator)
+    clip = ClipConfig(algo.eps_low, algo.eps_high, algo.delta)
+    temperature = config.rollout.temperature
+    device, info = state.device, state.dist
+    progress = tqdm(
+        range(state.step, config.run.steps),
+        initial=state.step,
+        total=config.run.steps,
+        desc="rl",
+        disable=not (info.is_main and config.run.progress),
+        dynamic_ncols=True,
+    )
+    for step in progress:
+        step_number = step + 1
+        timer = time.perf_counter()
+
+        # 1. rollouts
+        groups, counts = _collect(state, step)
+        rollouts = [r for g in groups for r in g.rollouts]
+        rollout_time = time.perf_counter() - timer
+
+        # 2. rewards -> advantages
+        timer = time.perf_counter()
+        rewards = group_rewards(
+            groups,
+            max_tokens=config.rollout.max_total_tokens,
+            overlong_buffer=algo.overlong_buffer,
+            overlong_factor=algo.overlong_factor,
+        )
+        advantages = (
+            estimate_advantages(rewards, torch.ones(1)).reshape(-1) if groups else torch.zeros(0)
+        )
+
+        # 3. policy update: every process takes the same number of optimizer steps
+        stats: dict[str, list[float]] = {
+            "loss": [],
+            "kl": [],
+            "entropy": [],
+            "clip_fraction": [],
+            "grad_norm": [],
+        }
+        minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
+        if minibatches > 0:
+            batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
+            ref_logp = state.reference_logprobs(batch, temperature)
+            update_generator = torch.Generator().manual_seed(_seed(config.run.seed, step, 1 << 20))
+            for _ in range(algo.updates_per_batch):
+                order = torch.randperm(len(batch), generator=update_generator)
+                for index in torch.tensor_split(order, minibatches):
+                    part = batch.select(index)
+                    tokens = all_sum(info, float(part.mask.sum()), device)
+                    context = AggregationContext(
+                        max_completion_length=config.rollout.max_total_tokens,
+                        global_active_tokens=tokens,
+                        world_size=info.world_size,
+                    )
+                    logp, entropy = sequence_logprobs(
+                        state.trainable, part.ids, part.attention, temperature, mask=part.mask
+                    )
+                    loss_tokens, clipped = policy_loss(
+                        logp, part.old_logp, part.advantages, part.mask, clip
+                    )
+                    # no reference (beta = 0): the policy is its own reference, KL = 0
+                    reference = (
+                        logp.detach() if ref_logp is None else ref_logp[index, : logp.shape[1]]
+                    )
+                    kl = kl_estimate(logp, reference)
+                    loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
+                    state.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(state.parameters, algo.max_grad_norm)
+                    state.optimizer.step()
+                    state.scheduler.step()
+                    active = part.mask.sum().clamp(min=1.0)
+                    stats["loss"].append(float(loss.detach()))
+                    stats["kl"].append(float((kl.detach() * part.mask).sum() / active))
+                    stats["entropy"].append(
+                        float((entropy * part.mask).sum() / active)
+                        if entropy is not None
+                        else float("nan")
+                    )
+                    stats["clip_fraction"].append(
+                        float((clipped.float() * part.mask).sum() / active)
+                    )
+                    stats["grad_norm"].append(float(grad_norm))
+        update_time = time.perf_counter() - timer
+
+        # 4. curricula, metrics, samples, checkpoint
+        gathered = gather_objects(info, ([RolloutStats.of(r) for r in rollouts], counts, stats))
+        all_stats = [s for part_stats, _, _ in gathered for s in part_stats]
+        for record in all_stats:
+            curriculum = state.curricula.get(record.env_id)
+            if curriculum is not None and record.difficulty is not None:
+                curriculum.record(record.difficulty, record.success)
+        metrics: dict[str, Any] = rollout_metrics(all_stats)
+        for key in counts:
+            metrics[key] = sum(c[key] for _, c, _ in gathered)
+        for key in stats:
+            values = [v for _, _, s in gathered for v in s[key]]
+            metrics[key] = float(np.mean(values)) if values else float("nan")
+        metrics["lr"] = state.scheduler.get_last_lr()[0]
+        for env_id, curriculum in sorted(state.curricula.items()):
+            metrics[f"env/{env_id}/curriculum_high"] = curriculum.state.high
+        metrics["time/rollout"] = rollout_time
+        metrics["time/update"] = update_time
+        metrics["completions_per_s"] = len(all_stats) / max(rollout_time, 1e-9)
+        state.log_step(step_number, metrics, rollouts)
+        progress.set_postfix(reward=f"{metrics['reward']:.3f}", success=f"{metrics['success']:.2f}")
+        state.step = step_number
+        if step_number % config.run.save_every == 0 or step_number == config.run.steps:
+            save_state(state)
+    progress.close()
+    summary = finish_run(state)
+    shutdown(info)
+    return summary
