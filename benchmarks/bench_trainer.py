@@ -124,7 +124,8 @@ def run_rlvr(settings: Settings) -> dict[str, float]:
         }
     )
     train(config)
-    lines = open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8").read().splitlines()
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
     records = [json.loads(line) for line in lines]
     seconds = sum(r["time/rollout"] + r["time/update"] for r in records)
     completions = sum(r["rollouts"] for r in records)

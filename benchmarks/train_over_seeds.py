@@ -54,8 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         data = run_seed(args.scenario, seed, root, args.overrides)
         before, after = data["before"]["success_rate"], data["after"]["success_rate"]
-        rows.append({"seed": seed, "before": before, "after": after, "gain": after - before,
-                     "episodes": data["after"]["episodes"], "wall_seconds": data["wall_seconds"]})  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "before": before,
+                "after": after,
+                "gain": after - before,
+                "episodes": data["after"]["episodes"],
+                "wall_seconds": data["wall_seconds"],
+            }
+        )
     print(f"\n{args.scenario} ({rows[0]['episodes']} held-out episodes per evaluation)\n")
     print("| seed | success before RL | success after RL | gain | wall time |")
     print("|---|---|---|---|---|")
@@ -67,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     spread = statistics.stdev(gains) if len(gains) > 1 else float("nan")
     print(f"\nmean gain {statistics.mean(gains):+.3f}, std over seeds {spread:.3f}")
     root.mkdir(parents=True, exist_ok=True)
-    (root / "summary.json").write_text(json.dumps({"scenario": str(args.scenario), "rows": rows}, indent=2))
+    summary = {"scenario": str(args.scenario), "rows": rows}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
