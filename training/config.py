@@ -161,12 +161,34 @@ class RolloutConfig(_Section):
     """Rounds of collection allowed to fill the batch with informative groups."""
     on_env_error: Literal["drop_group", "raise"] = "drop_group"
     """A rollout whose env raised: drop its whole group (counted and logged) or stop the run."""
+    backend: Literal["local", "openai"] = "local"
+    """``local``: sample with the trained model in process. ``openai``: sample on an
+    OpenAI-compatible completions server (vLLM) at ``server_url``."""
+    server_url: str | None = None
+    """The server root, e.g. ``http://localhost:8000`` (requests go to ``/v1/completions``)."""
+    server_model: str | None = None
+    """The ``model`` field of the requests; ``None`` uses the server's default model."""
+    server_reload_path: str | None = None
+    """Endpoint POSTed after each update to reload the pushed weights (``null``: no push)."""
+    server_weights_dir: str | None = None
+    """Where the policy is saved for the server to reload (a path the server can read)."""
 
     @field_validator("group_filter")
     @classmethod
     def _known_filter(cls, name: str) -> str:
         GROUP_FILTERS.get(name)
         return name
+
+    @model_validator(mode="after")
+    def _server_fields(self) -> RolloutConfig:
+        if self.backend == "openai" and not self.server_url:
+            raise ValueError("backend openai needs server_url (the inference server's root URL)")
+        if self.server_reload_path is not None and self.server_weights_dir is None:
+            raise ValueError("server_reload_path needs server_weights_dir (where to save weights)")
+        lora_push = (self.server_reload_path or "").rstrip("/").endswith("load_lora_adapter")
+        if lora_push and self.server_model is None:
+            raise ValueError("a load_lora_adapter push needs server_model (the adapter's name)")
+        return self
 
 
 class AlgorithmConfig(_Section):
@@ -284,6 +306,14 @@ class TrainConfig(_Section):
             raise ValueError("algorithm.minibatches exceeds the rollouts in a batch")
         if self.algorithm.overlong_buffer > rollout.max_total_tokens:
             raise ValueError("algorithm.overlong_buffer exceeds rollout.max_total_tokens")
+        reload = rollout.server_reload_path
+        if reload is not None and (self.model.lora is not None) != reload.rstrip("/").endswith(
+            "load_lora_adapter"
+        ):
+            raise ValueError(
+                "rollout.server_reload_path: LoRA runs push adapters (a load_lora_adapter "
+                "endpoint), full-weight runs push whole models (any other endpoint)"
+            )
         ids = [env.id for env in self.envs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"envs lists an id twice: {ids}")

@@ -3,9 +3,11 @@
 One call to :meth:`RolloutCollector.collect` plays a list of :class:`GroupSpec` (an env id, a
 seed and a level): every group's G episodes reset with the same seed and options, so they start
 from the same task. All live episodes of all groups generate together, one batched turn at a
-time (:class:`~rlvr.training.generation.TurnSampler`, which keeps the KV cache across turns);
-then every episode that replied is stepped in a thread pool, so slow env steps (code execution
-in the sandbox) overlap instead of serializing the batch.
+time (:class:`~rlvr.training.generation.TurnSampler`, which keeps the KV cache across turns,
+or whatever ``sampler_factory`` builds: an inference server's
+:class:`~rlvr.training.remote_generation.CompletionsSampler`); then every episode that replied
+is stepped in a thread pool, so slow env steps (code execution in the sandbox) overlap instead
+of serializing the batch.
 
 The trained sequence is the sampled one (token in, token out): the first prompt is rendered
 once, sampled ids are kept as sampled, and env messages are rendered on their own and appended
@@ -26,7 +28,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import torch
@@ -35,6 +37,36 @@ from rlvr.envs.core import dialogue_from
 from rlvr.envs.types import Message
 from rlvr.training.generation import SampledTurn, SamplingSettings, TurnSampler
 from rlvr.training.policy import Policy
+
+
+class Sampler(Protocol):
+    """What the collector needs of a sampler: :class:`~rlvr.training.generation.TurnSampler`
+    (in process) or :class:`~rlvr.training.remote_generation.CompletionsSampler` (a server)."""
+
+    @property
+    def live(self) -> list[int]: ...
+
+    def drop(self, keep: Sequence[int]) -> None: ...
+
+    def extend(self, row: int, ids: Sequence[int]) -> None: ...
+
+    def ids(self, row: int) -> list[int]: ...
+
+    def sample_turn(self, budgets: Sequence[int]) -> dict[int, SampledTurn]: ...
+
+
+class SamplerFactory(Protocol):
+    """Builds the sampler of one cohort of ``rows`` episodes."""
+
+    def __call__(
+        self,
+        *,
+        rows: int,
+        stop_ids: Sequence[int],
+        pad_id: int,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+    ) -> Sampler: ...
 
 
 @dataclass(frozen=True)
@@ -179,13 +211,19 @@ class RolloutCollector:
         sampling: SamplingSettings,
         env_workers: int = 8,
         stop: bool = True,
+        sampler_factory: SamplerFactory | None = None,
     ):
         self.stop_ids = policy.stop_ids if stop else ()
         self.policy = policy
         self.pool = pool
         self.limits = limits
         self.sampling = sampling
+        self.sampler_factory = sampler_factory or self._local_sampler
         self._threads = ThreadPoolExecutor(max_workers=env_workers, thread_name_prefix="rlvr-env")
+
+    def _local_sampler(self, **kwargs: Any) -> Sampler:
+        """The default: sample in process with the policy model (KV cache across turns)."""
+        return TurnSampler(self.policy.model, **kwargs)
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)
@@ -194,8 +232,7 @@ class RolloutCollector:
     def collect(self, specs: Sequence[GroupSpec], generator: torch.Generator) -> list[RolloutGroup]:
         """Play every group to the end; groups come back in the order of ``specs``."""
         episodes = [_Episode(spec) for spec in specs for _ in range(spec.group_size)]
-        sampler = TurnSampler(
-            self.policy.model,
+        sampler = self.sampler_factory(
             rows=len(episodes),
             stop_ids=self.stop_ids,
             pad_id=self.policy.pad_id,
@@ -222,7 +259,7 @@ class RolloutCollector:
             start += spec.group_size
         return groups
 
-    def _play(self, episodes: list[_Episode], sampler: TurnSampler) -> None:
+    def _play(self, episodes: list[_Episode], sampler: Sampler) -> None:
         limits = self.limits
         while True:
             live = [row for row in sampler.live if not episodes[row].done]
@@ -248,9 +285,7 @@ class RolloutCollector:
         content = turn.ids[:-1] if turn.ended else turn.ids
         return str(self.policy.tokenizer.decode(list(content), skip_special_tokens=True))
 
-    def _after_step(
-        self, sampler: TurnSampler, row: int, episode: _Episode, turn: SampledTurn
-    ) -> None:
+    def _after_step(self, sampler: Sampler, row: int, episode: _Episode, turn: SampledTurn) -> None:
         if episode.done:
             return
         if len(episode.turn_rewards) >= self.limits.max_turns:
@@ -265,7 +300,7 @@ class RolloutCollector:
         self._append(sampler, row, episode, glue)
 
     @staticmethod
-    def _append(sampler: TurnSampler, row: int, episode: _Episode, ids: Sequence[int]) -> None:
+    def _append(sampler: Sampler, row: int, episode: _Episode, ids: Sequence[int]) -> None:
         """Append non-policy ids (prompt, env messages, template glue): no loss on them."""
         sampler.extend(row, ids)
         episode.mask.extend([0] * len(ids))
@@ -303,7 +338,7 @@ class RolloutCollector:
     def _parallel(self, work: Callable[[Any], None], items: Sequence[Any]) -> None:
         list(self._threads.map(work, items))
 
-    def _finish(self, sampler: TurnSampler, row: int, episode: _Episode) -> Rollout:
+    def _finish(self, sampler: Sampler, row: int, episode: _Episode) -> Rollout:
         ids = sampler.ids(row)
         if len(ids) != len(episode.mask):
             raise RuntimeError(

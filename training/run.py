@@ -36,7 +36,15 @@ from rlvr.training.distributed import (
 )
 from rlvr.training.generation import SamplingSettings
 from rlvr.training.policy import Policy, Reference, load_policy, resolve_model_source
-from rlvr.training.rollout import EnvPool, Rollout, RolloutCollector, RolloutGroup, RolloutLimits
+from rlvr.training.remote_generation import WeightSync, completions_backend, no_weight_sync
+from rlvr.training.rollout import (
+    EnvPool,
+    Rollout,
+    RolloutCollector,
+    RolloutGroup,
+    RolloutLimits,
+    SamplerFactory,
+)
 from rlvr.training.runlog import RunLog, plot_metrics
 from rlvr.training.sft import batches, sft_examples, sft_loss
 
@@ -61,6 +69,14 @@ class RunState:
     curricula: dict[str, Curriculum] = field(default_factory=dict)
     step: int = 0
     before: dict[str, Any] | None = None
+    weight_sync: WeightSync = no_weight_sync
+    """Makes the rollout sampler use the current weights (a push to the inference server)."""
+
+    def sync_weights(self) -> None:
+        """Hand the current policy to the sampler (main process), then wait for everyone."""
+        if self.dist.is_main:
+            self.weight_sync(self.policy.model, self.policy.tokenizer)
+        barrier(self.dist)
 
     def reference_logprobs(self, batch: TrainBatch, temperature: float) -> torch.Tensor | None:
         """Reference log-probs of the batch's targets, (N, L-1); ``None`` without a KL term."""
@@ -140,6 +156,7 @@ def start_run(config: TrainConfig) -> RunState:
     optimizer, scheduler = _optimizer(config, parameters)
     trainable = wrap(info, policy.model, device)
     curricula = _curricula(config)
+    sampler_factory, weight_sync = _backend(config)
     state = RunState(
         config=config,
         root=root,
@@ -150,10 +167,11 @@ def start_run(config: TrainConfig) -> RunState:
         parameters=parameters,
         optimizer=optimizer,
         scheduler=scheduler,
-        collector=_collector(config, policy),
+        collector=_collector(config, policy, sampler_factory),
         reference=None,
         log=log,
         curricula=curricula,
+        weight_sync=weight_sync,
     )
     if latest is None:
         _warm_up(state)
@@ -166,6 +184,8 @@ def start_run(config: TrainConfig) -> RunState:
     state.reference = Reference(policy) if config.algorithm.beta > 0 else None
     if state.reference is not None and latest is not None:
         state.reference.load_from(checkpoints[0].model_dir)
+    if latest is not None or config.sft.steps > 0 or config.model.lora is not None:
+        state.sync_weights()  # the server holds the model source, not these weights/adapters
     barrier(info)
     return state
 
@@ -176,7 +196,22 @@ def _source(config: TrainConfig, latest: Any) -> str | None:
     return str(latest.model_dir)
 
 
-def _collector(config: TrainConfig, policy: Policy) -> RolloutCollector:
+def _backend(config: TrainConfig) -> tuple[SamplerFactory | None, WeightSync]:
+    """Where rollouts are sampled: in process (no factory, nothing to push) or on a server."""
+    rollout = config.rollout
+    if rollout.backend == "local" or rollout.server_url is None:
+        return None, no_weight_sync
+    return completions_backend(
+        rollout.server_url,
+        model=rollout.server_model,
+        reload_path=rollout.server_reload_path,
+        weights_dir=rollout.server_weights_dir,
+    )
+
+
+def _collector(
+    config: TrainConfig, policy: Policy, sampler_factory: SamplerFactory | None = None
+) -> RolloutCollector:
     rollout = config.rollout
     pool = EnvPool({env.id: env.kwargs for env in config.envs})
     return RolloutCollector(
@@ -186,6 +221,7 @@ def _collector(config: TrainConfig, policy: Policy) -> RolloutCollector:
         sampling=SamplingSettings(rollout.temperature, rollout.top_p),
         env_workers=rollout.env_workers,
         stop=not rollout.ignore_eos,
+        sampler_factory=sampler_factory,
     )
 
 

@@ -15,7 +15,9 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
 3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
    tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
    ``beta`` times the KL estimate to the reference, aggregated over the policy tokens;
-4. curricula, metrics, samples, checkpoint.
+4. ``state.sync_weights()``: the rollout sampler gets the new weights (a push to the
+   inference server with ``rollout.backend: openai``, nothing for the in-process sampler);
+5. curricula, metrics, samples, checkpoint.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         float((clipped.float() * part.mask).sum() / active)
                     )
                     stats["grad_norm"].append(float(grad_norm))
+            state.sync_weights()
         update_time = time.perf_counter() - timer
 
         # 4. curricula, metrics, samples, checkpoint
