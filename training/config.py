@@ -208,6 +208,10 @@ class AlgorithmConfig(_Section):
     minibatches: int = Field(1, ge=1)
     """Optimizer steps per pass; the batch is split into this many minibatches."""
     lr: float = Field(1e-5, gt=0.0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    """``sgd`` steps along the gradient itself (momentum ``sgd_momentum``); AdamW moves every
+    parameter by about ``lr`` per step whatever its gradient's size."""
+    sgd_momentum: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, gt=0.0)
     warmup_steps: int = Field(0, ge=0)

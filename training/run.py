@@ -118,7 +118,13 @@ def _optimizer(
     config: TrainConfig, parameters: list[torch.nn.Parameter]
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     algo = config.algorithm
-    optimizer = torch.optim.AdamW(parameters, lr=algo.lr, weight_decay=algo.weight_decay)
+    optimizer: torch.optim.Optimizer = (
+        torch.optim.AdamW(parameters, lr=algo.lr, weight_decay=algo.weight_decay)
+        if algo.optimizer == "adamw"
+        else torch.optim.SGD(
+            parameters, lr=algo.lr, momentum=algo.sgd_momentum, weight_decay=algo.weight_decay
+        )
+    )
     warmup = algo.warmup_steps
 
     def factor(step: int) -> float:
