@@ -391,3 +391,71 @@ def test_logprobs_from_the_first_target_on_equal_the_full_pass(policy: Policy) -
     assert (cut[:, :2] == 0).all()
     assert full_entropy is not None and cut_entropy is not None
     assert torch.allclose(full_entropy[:, 2:], cut_entropy[:, 2:], atol=1e-6)
+
+
+class ParityEnv(gym.Env[str, str]):
+    """Pays 1 for a reply of even length: rewards vary within a group even for a random model."""
+
+    observation_space = UnicodeText(100)
+    action_space = UnicodeText(10_000)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        return "Reply with an even number of characters.", {"system_prompt": "", "role": "user"}
+
+    def step(self, action: str) -> Any:
+        win = len(action) % 2 == 0
+        info = {"success": win, "reward_components": {"even": float(win)}}
+        return "ok", float(win), True, False, info
+
+
+gym.register("test/Parity-v0", entry_point=ParityEnv)
+
+
+def _parity_run(tmp_path: Path, name: str, *overrides: str) -> list[dict[str, Any]]:
+    from rlvr.training.trainer import train
+
+    scenario = _scenario(tmp_path, sft={"steps": 0}, eval={"episodes": 0})
+    base = [
+        "envs=[{id: test/Parity-v0}]",
+        "rollout.group_size=4",
+        "run.steps=2",
+        "algorithm.updates_per_batch=2",
+        "algorithm.lr=1e-3",
+        f"run.output_dir={tmp_path / name}",
+    ]
+    train(load_config(scenario, [*base, *overrides]))
+    return _metrics(tmp_path / name)
+
+
+def test_token_credit_and_regularizers_are_chosen_in_the_scenario(tmp_path: Path) -> None:
+    plain = _parity_run(tmp_path, "plain")
+    assert 0 < plain[0]["reward"] < 1  # the groups carry signal
+    same = _parity_run(
+        tmp_path,
+        "flat",
+        "algorithm.token_credit={name: delta, params: {lambda_min: 1, lambda_max: 1}}",
+    )
+    assert [r["loss"] for r in same] == [r["loss"] for r in plain]  # DelTA reduces exactly
+    delta = _parity_run(
+        tmp_path,
+        "delta",
+        "algorithm.token_credit={name: delta, params: {lambda_min: 0.2, lambda_max: 1.8}}",
+    )
+    assert delta[0]["loss"] != plain[0]["loss"]
+    kl_cov = _parity_run(
+        tmp_path, "klcov", "algorithm.regularizer={name: kl_cov, params: {ratio: 0.5}}"
+    )
+    assert kl_cov[-1]["loss"] != plain[-1]["loss"]
+
+
+def test_bad_technique_parameters_fail_validation(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"algorithm\.token_credit: need 0 <= lambda_min"):
+        load_config(
+            _scenario(tmp_path),
+            ["algorithm.token_credit={name: delta, params: {lambda_min: 2, lambda_max: 1}}"],
+        )
+    with pytest.raises(ConfigError, match="bad parameters for regularizer 'kl_cov'"):
+        load_config(_scenario(tmp_path), ["algorithm.regularizer={name: kl_cov, params: {k: 1}}"])
+    with pytest.raises(ConfigError, match="unknown token credit 'magic'"):
+        load_config(_scenario(tmp_path), ["algorithm.token_credit={name: magic}"])

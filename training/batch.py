@@ -22,17 +22,20 @@ class TrainBatch:
     attention: Tensor  # (N, L) long
     mask: Tensor  # (N, L-1) float: 1 on policy-generated targets
     old_logp: Tensor  # (N, L-1) float
-    advantages: Tensor  # (N,) float
+    advantages: Tensor  # (N,) float, or (N, L-1) per token after token credit
 
     def select(self, index: Tensor) -> TrainBatch:
         """The rows ``index``, trimmed to their longest sequence."""
         width = int(self.attention[index].sum(-1).max())
+        advantages = self.advantages[index]
+        if advantages.ndim == 2:
+            advantages = advantages[:, : width - 1]
         return TrainBatch(
             self.ids[index, :width],
             self.attention[index, :width],
             self.mask[index, : width - 1],
             self.old_logp[index, : width - 1],
-            self.advantages[index],
+            advantages,
         )
 
     def __len__(self) -> int:

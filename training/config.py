@@ -191,6 +191,22 @@ class RolloutConfig(_Section):
         return self
 
 
+class TechniqueChoice(_Section):
+    """A technique built from a registry with keyword parameters: ``{name: delta, params:
+    {lambda_min: 0.8}}``. Both are checked by building it at validation time."""
+
+    name: str = "none"
+    params: dict[str, Any] = {}
+
+
+def _build(registry: Any, choice: TechniqueChoice) -> Any:
+    factory = registry.get(choice.name)
+    try:
+        return factory(**choice.params)
+    except TypeError as error:
+        raise ValueError(f"bad parameters for {registry.kind} {choice.name!r}: {error}") from None
+
+
 class AlgorithmConfig(_Section):
     """The GRPO-family objective; names are looked up in the technique registries."""
 
@@ -219,6 +235,26 @@ class AlgorithmConfig(_Section):
     """DAPO soft overlong punishment over the last ``overlong_buffer`` tokens of the episode's
     policy-token budget; 0 turns it off."""
     overlong_factor: float = Field(1.0, ge=0.0)
+    token_credit: TechniqueChoice = TechniqueChoice()
+    """From ``TOKEN_CREDIT`` (``none``, ``delta``): per-token advantages."""
+    regularizer: TechniqueChoice = TechniqueChoice()
+    """From ``REGULARIZERS`` (``none``, ``kl_cov``, ``clip_cov``): rewrites the per-token loss."""
+
+    @field_validator("token_credit")
+    @classmethod
+    def _known_credit(cls, choice: TechniqueChoice) -> TechniqueChoice:
+        from rlvr.training.credit import TOKEN_CREDIT
+
+        _build(TOKEN_CREDIT, choice)
+        return choice
+
+    @field_validator("regularizer")
+    @classmethod
+    def _known_regularizer(cls, choice: TechniqueChoice) -> TechniqueChoice:
+        from rlvr.training.regularizers import REGULARIZERS
+
+        _build(REGULARIZERS, choice)
+        return choice
 
     @field_validator("advantage")
     @classmethod

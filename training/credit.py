@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
@@ -69,6 +69,10 @@ class CreditInputs:
 
 
 class TokenCredit(Protocol):
+    needs_hidden: ClassVar[bool]
+    """Whether ``inputs.hidden`` must be given (the trainer then runs one extra no-grad
+    forward pass with the rollout-time weights to capture it)."""
+
     def __call__(self, advantages: Tensor, inputs: CreditInputs) -> Tensor: ...
 
 
@@ -91,6 +95,8 @@ def per_token(advantages: Tensor, mask: Tensor) -> Tensor:
 class BroadcastCredit:
     """Plain GRPO credit: every token of rollout ``i`` gets ``A_i`` (``A_{i,t}`` if per token)."""
 
+    needs_hidden: ClassVar[bool] = False
+
     def __call__(self, advantages: Tensor, inputs: CreditInputs) -> Tensor:
         return per_token(advantages, inputs.mask)
 
@@ -106,6 +112,8 @@ class DeltaCredit:
     ``lam_max=1.2``). The paper pairs it with the DAPO loss (clip 0.2/0.28, token mean, no KL).
     See :func:`delta_coefficients` for the steps.
     """
+
+    needs_hidden: ClassVar[bool] = True
 
     lambda_min: float = 0.8
     """Coefficient of the least discriminative tokens, before self-normalisation."""

@@ -175,3 +175,21 @@ def sequence_logprobs(
         logp = torch.nn.functional.pad(logp, (first, 0))
         ent = None if ent is None else torch.nn.functional.pad(ent, (first, 0))
     return logp, ent
+
+
+@torch.no_grad()
+def last_hidden_states(model: Any, ids: Tensor, attention: Tensor) -> Tensor:
+    """The hidden states fed to the LM head, aligned with the targets: (N, L) -> (N, L-1, H),
+    where row ``t`` is the state that predicts ``ids[:, t + 1]`` (captured with a forward
+    pre-hook on the output embeddings, so any final norm is included)."""
+    captured: list[Tensor] = []
+
+    def capture(module: Any, inputs: tuple[Tensor, ...]) -> None:
+        captured.append(inputs[0].detach())
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(capture)
+    try:
+        model(input_ids=ids, attention_mask=attention)
+    finally:
+        handle.remove()
+    return captured[-1][:, :-1, :].float()

@@ -11,10 +11,12 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
    (:class:`~rlvr.training.rollout.RolloutCollector`); drop groups whose env failed (logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
-2. rewards ``(B, G, 1)`` with the overlong penalty -> advantages ``(B, G)``;
+2. rewards ``(B, G, 1)`` with the overlong penalty -> advantages ``(B, G)`` -> per-token
+   credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta`` is DelTA);
 3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
    tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
-   ``beta`` times the KL estimate to the reference, aggregated over the policy tokens;
+   ``beta`` times the KL estimate to the reference, rewritten by ``algorithm.regularizer``
+   (``kl_cov``, ``clip_cov``), aggregated over the policy tokens;
 4. ``state.sync_weights()``: the rollout sampler gets the new weights (a push to the
    inference server with ``rollout.backend: openai``, nothing for the in-process sampler);
 5. curricula, metrics, samples, checkpoint.
@@ -23,6 +25,7 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,7 @@ from tqdm.auto import tqdm
 from rlvr.training.advantages import ADVANTAGES
 from rlvr.training.batch import RolloutStats, build_batch, group_rewards, rollout_metrics, to_device
 from rlvr.training.config import TrainConfig
+from rlvr.training.credit import TOKEN_CREDIT, CreditInputs
 from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
 from rlvr.training.losses import (
     AGGREGATIONS,
@@ -40,7 +44,8 @@ from rlvr.training.losses import (
     AggregationContext,
     ClipConfig,
 )
-from rlvr.training.policy import sequence_logprobs
+from rlvr.training.policy import last_hidden_states, sequence_logprobs
+from rlvr.training.regularizers import REGULARIZERS, RegularizerInputs
 from rlvr.training.rollout import GroupSpec, RolloutGroup
 from rlvr.training.run import RunState, finish_run, save_state, start_run
 from rlvr.training.sampling import GROUP_FILTERS
@@ -101,6 +106,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     policy_loss = POLICY_LOSSES.get(algo.policy_loss)
     aggregate = AGGREGATIONS.get(algo.aggregation)
     kl_estimate = KL_ESTIMATORS.get(algo.kl_estimator)
+    credit = TOKEN_CREDIT.get(algo.token_credit.name)(**algo.token_credit.params)
+    regularize = REGULARIZERS.get(algo.regularizer.name)(**algo.regularizer.params)
     clip = ClipConfig(algo.eps_low, algo.eps_high, algo.delta)
     temperature = config.rollout.temperature
     device, info = state.device, state.dist
@@ -145,6 +152,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if minibatches > 0:
             batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
             ref_logp = state.reference_logprobs(batch, temperature)
+            # per-token credit, from the rollout-time weights (DelTA needs their hidden states)
+            hidden = (
+                last_hidden_states(state.policy.model, batch.ids, batch.attention)
+                if credit.needs_hidden
+                else None
+            )
+            credit_inputs = CreditInputs(batch.mask, batch.old_logp.exp(), hidden)
+            batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
             update_generator = torch.Generator().manual_seed(_seed(config.run.seed, step, 1 << 20))
             for _ in range(algo.updates_per_batch):
                 order = torch.randperm(len(batch), generator=update_generator)
@@ -167,6 +182,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         logp.detach() if ref_logp is None else ref_logp[index, : logp.shape[1]]
                     )
                     kl = kl_estimate(logp, reference)
+                    loss_tokens = regularize(
+                        loss_tokens,
+                        RegularizerInputs(
+                            logp,
+                            part.old_logp,
+                            part.advantages,
+                            part.mask,
+                            clipped,
+                            update_generator,
+                        ),
+                    )
                     loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
                     state.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
