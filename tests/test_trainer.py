@@ -459,3 +459,25 @@ def test_bad_technique_parameters_fail_validation(tmp_path: Path) -> None:
         load_config(_scenario(tmp_path), ["algorithm.regularizer={name: kl_cov, params: {k: 1}}"])
     with pytest.raises(ConfigError, match="unknown token credit 'magic'"):
         load_config(_scenario(tmp_path), ["algorithm.token_credit={name: magic}"])
+
+
+def test_per_step_deltas_feed_relex(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from rlvr.training.deltas import DeltaTrajectory
+
+    records = _parity_run(tmp_path, "deltas", "run.save_deltas=true", "run.steps=3")
+    assert len(records) == 3
+    run = tmp_path / "deltas"
+    trajectory = DeltaTrajectory(run)
+    assert trajectory.steps == [0, 1, 2, 3]
+    saved = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step-000003" / "model")
+    rebuilt = trajectory.state_at(3)
+    for name, parameter in saved.named_parameters():
+        assert torch.allclose(rebuilt[name], parameter.detach(), atol=1e-4), name
+    result = _rlvr(
+        "relex", str(run), "--observe", "4", "--target-step", "6", "--from-deltas", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    predicted = AutoModelForCausalLM.from_pretrained(run / "relex" / "step-000006")
+    assert predicted.config.hidden_size == SMALL["hidden_size"]

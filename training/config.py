@@ -315,6 +315,9 @@ class RunConfig(_Section):
     output_dir: str = "runs/{name}"
     name: str = "run"
     save_every: int = Field(10, ge=1)
+    save_deltas: bool = False
+    """Record the bf16 parameter change of every step in ``deltas/`` (cheap input for
+    ``rlvr relex --from-deltas``; see :mod:`rlvr.training.deltas`)."""
     keep_checkpoints: int | None = Field(None, ge=1)
     """Keep only the newest N checkpoints; ``None`` keeps all (RELEX reads early ones)."""
     resume: bool = True

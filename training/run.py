@@ -26,6 +26,7 @@ from rlvr.training.checkpoint import (
     save_checkpoint,
 )
 from rlvr.training.config import TrainConfig
+from rlvr.training.deltas import DeltaRecorder
 from rlvr.training.distributed import (
     DistInfo,
     barrier,
@@ -69,6 +70,8 @@ class RunState:
     curricula: dict[str, Curriculum] = field(default_factory=dict)
     step: int = 0
     before: dict[str, Any] | None = None
+    deltas: DeltaRecorder | None = None
+    """Records each step's parameter change when ``run.save_deltas`` is on (main process)."""
     weight_sync: WeightSync = no_weight_sync
     """Makes the rollout sampler use the current weights (a push to the inference server)."""
 
@@ -77,6 +80,11 @@ class RunState:
         if self.dist.is_main:
             self.weight_sync(self.policy.model, self.policy.tokenizer)
         barrier(self.dist)
+
+    def record_delta(self, step: int) -> None:
+        """Append this step's parameter change to ``deltas/`` (when recording)."""
+        if self.deltas is not None:
+            self.deltas.record(self.policy.model.named_parameters(), step)
 
     def reference_logprobs(self, batch: TrainBatch, temperature: float) -> torch.Tensor | None:
         """Reference log-probs of the batch's targets, (N, L-1); ``None`` without a KL term."""
@@ -190,6 +198,8 @@ def start_run(config: TrainConfig) -> RunState:
     state.reference = Reference(policy) if config.algorithm.beta > 0 else None
     if state.reference is not None and latest is not None:
         state.reference.load_from(checkpoints[0].model_dir)
+    if config.run.save_deltas and info.is_main:
+        state.deltas = DeltaRecorder(root, policy.model.named_parameters(), state.step)
     if latest is not None or config.sft.steps > 0 or config.model.lora is not None:
         state.sync_weights()  # the server holds the model source, not these weights/adapters
     barrier(info)

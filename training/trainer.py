@@ -234,6 +234,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         metrics["time/update"] = update_time
         metrics["completions_per_s"] = len(all_stats) / max(rollout_time, 1e-9)
         state.log_step(step_number, metrics, rollouts)
+        state.record_delta(step_number)
         progress.set_postfix(reward=f"{metrics['reward']:.3f}", success=f"{metrics['success']:.2f}")
         state.step = step_number
         if step_number % config.run.save_every == 0 or step_number == config.run.steps:
