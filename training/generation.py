@@ -142,7 +142,7 @@ class TurnSampler:
     def ids(self, row: int) -> list[int]:
         return list(self.rows[row].ids)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_turn(self, budgets: Sequence[int]) -> dict[int, SampledTurn]:
         """Sample one turn for every live row; ``budgets[b]`` caps the new tokens of the b-th
         live row (>= 1). Returns the sampled turn of each live row, by row index."""
