@@ -481,3 +481,21 @@ def test_per_step_deltas_feed_relex(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     predicted = AutoModelForCausalLM.from_pretrained(run / "relex" / "step-000006")
     assert predicted.config.hidden_size == SMALL["hidden_size"]
+
+
+@pytest.mark.parametrize(
+    ("top_p", "expected"), [(1.0, [0.6, 0.3, 0.1]), (0.8, [2 / 3, 1 / 3, 0.0])]
+)
+def test_sampling_draws_from_the_tempered_nucleus(top_p: float, expected: list[float]) -> None:
+    """The Gumbel-max draw matches the distribution; log-probs are the full softmax's."""
+    from rlvr.training.generation import TurnSampler
+
+    sampler = TurnSampler.__new__(TurnSampler)
+    sampler.settings = SamplingSettings(temperature=0.5, top_p=top_p)
+    sampler.generator = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.6, 0.3, 0.1])
+    logits = (probs.log() * 0.5).expand(40_000, 3)  # softmax(logits / 0.5) == probs
+    token, logp = sampler._draw(logits)
+    frequencies = torch.bincount(token, minlength=3).float() / len(token)
+    assert torch.allclose(frequencies, torch.tensor(expected), atol=0.01)
+    assert torch.allclose(logp, probs.log()[token], atol=1e-5)

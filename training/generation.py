@@ -233,13 +233,19 @@ class TurnSampler:
         return self._forward(ids, chunk_mask, positions)
 
     def _draw(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample one id per row and its log-prob under the temperature-scaled softmax."""
-        scaled = logits / self.settings.temperature
+        """Sample one id per row and its log-prob under the temperature-scaled softmax.
+
+        Sampling is the Gumbel-max trick, ``argmax(log p + g)`` with standard Gumbel noise
+        ``g = -log(-log u)`` drawn from the sampler's generator: an exact draw from ``p``
+        (the nucleus-filtered distribution when ``top_p < 1``), cheaper than ``multinomial``.
+        """
+        temperature = self.settings.temperature
+        scaled = logits if temperature == 1.0 else logits / temperature
         logp_all = torch.log_softmax(scaled, dim=-1)
-        if self.settings.top_p < 1.0:
-            probs = torch.softmax(_nucleus(scaled, self.settings.top_p), dim=-1)
-        else:
-            probs = logp_all.exp()
-        token = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(1)
-        token = token.to(logits.device)
+        candidates = (
+            logp_all if self.settings.top_p >= 1.0 else _nucleus(scaled, self.settings.top_p)
+        )
+        uniform = torch.rand(candidates.shape, generator=self.generator).to(logits.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20, max=1.0 - 1e-7)))
+        token = torch.argmax(candidates + gumbel, dim=-1)
         return token, logp_all.gather(-1, token.unsqueeze(1)).squeeze(1)
