@@ -112,7 +112,8 @@ class TurnSampler:
         self.device = next(model.parameters()).device
         self.rows = [_Row() for _ in range(rows)]
         self.cache = DynamicCache(config=model.config)
-        self.mask = torch.zeros((rows, 0), dtype=torch.long, device=self.device)
+        self._mask = torch.zeros((rows, 256), dtype=torch.long, device=self.device)
+        self._width = 0  # columns of ``_mask`` in use: the attention mask is ``_mask[:, :_width]``
         self.positions = torch.zeros(rows, dtype=torch.long, device=self.device)
         self._live = list(range(rows))  # row index -> batch position, by order
         self._cache_kwarg = _cache_argument(model)
@@ -131,7 +132,7 @@ class TurnSampler:
         select = torch.tensor(index, dtype=torch.long, device=self.device)
         if self.cache.get_seq_length() > 0:
             self.cache.batch_select_indices(select)
-        self.mask = self.mask[select]
+        self._mask = self._mask[select]
         self.positions = self.positions[select]
         self._live = [self._live[b] for b in index]
 
@@ -195,10 +196,18 @@ class TurnSampler:
 
     def _forward(self, input_ids: Tensor, chunk_mask: Tensor, positions: Tensor) -> Tensor:
         """Append a (R, C) chunk to the cache; logits of its last position, (R, V)."""
-        self.mask = torch.cat([self.mask, chunk_mask], dim=1)
+        width = self._width + chunk_mask.shape[1]
+        if width > self._mask.shape[1]:  # grow the buffer (doubling), not one column per token
+            grown = torch.zeros(
+                (self._mask.shape[0], 2 * width), dtype=torch.long, device=self.device
+            )
+            grown[:, : self._width] = self._mask[:, : self._width]
+            self._mask = grown
+        self._mask[:, self._width : width] = chunk_mask
+        self._width = width
         out = self.model(
             input_ids=input_ids,
-            attention_mask=self.mask,
+            attention_mask=self._mask[:, :width],
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
