@@ -21,7 +21,7 @@ import yaml
 
 import rlvr
 from rlvr.envs import ENV_SPECS
-from rlvr.envs.remote.command import add_serve_arguments
+from rlvr.envs.remote.command import add_serve_arguments, non_negative_int, positive_int
 
 if TYPE_CHECKING:
     from rlvr.agents import Agent
@@ -216,9 +216,14 @@ def _add_relex_parser(commands: Any) -> None:
     )
     relex.add_argument("run_dir", help="run directory holding checkpoints/step-N/model/")
     relex.add_argument(
-        "--observe", type=_positive, required=True, help="snapshots to read; the first is the base"
+        "--observe",
+        type=positive_int,
+        required=True,
+        help="snapshots to read; the first is the base",
     )
-    relex.add_argument("--target-step", type=_non_negative, required=True, help="step to predict")
+    relex.add_argument(
+        "--target-step", type=non_negative_int, required=True, help="step to predict"
+    )
     relex.add_argument("--out", metavar="DIR", help="output (default RUN_DIR/relex/step-S)")
     relex.add_argument(
         "--min-explained-variance",
@@ -227,7 +232,9 @@ def _add_relex_parser(commands: Any) -> None:
         metavar="X",
         help="tensors below this rank-1 explained variance keep their last value (default 0)",
     )
-    relex.add_argument("--window", type=_positive, help="fit the trend on the last W points only")
+    relex.add_argument(
+        "--window", type=positive_int, help="fit the trend on the last W points only"
+    )
     relex.add_argument(
         "--from-deltas", action="store_true", help="observe RUN_DIR/deltas/ instead of checkpoints"
     )
@@ -259,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run rlvr.envs.check_env on an env")
     env_options(check)
     check.add_argument("--agent", default="oracle", help="solver: 'oracle' (default) or any agent")
-    check.add_argument("--episodes", type=_positive, default=3, help="seeds per check")
+    check.add_argument("--episodes", type=positive_int, default=3, help="seeds per check")
     check.set_defaults(func=cmd_check)
 
     evaluate = commands.add_parser("eval", help="benchmark an agent on an env")
@@ -270,10 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="scripted | random | echo | tiny | hf:PATH_OR_ID | a model directory | "
         "http(s)://URL[#model] | module:Class",
     )
-    evaluate.add_argument("--episodes", type=_positive, default=100, help="tasks to play")
-    evaluate.add_argument("--samples", type=_positive, default=1, help="samples per task (pass@k)")
-    evaluate.add_argument("--difficulty", type=_non_negative, help="pin the difficulty level")
-    evaluate.add_argument("--batch-size", type=_positive, default=32, help="episodes in lockstep")
+    evaluate.add_argument("--episodes", type=positive_int, default=100, help="tasks to play")
+    evaluate.add_argument(
+        "--samples", type=positive_int, default=1, help="samples per task (pass@k)"
+    )
+    evaluate.add_argument("--difficulty", type=non_negative_int, help="pin the difficulty level")
+    evaluate.add_argument(
+        "--batch-size", type=positive_int, default=32, help="episodes in lockstep"
+    )
     evaluate.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     evaluate.add_argument("--records", action="store_true", help="include episodes in --json")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -294,27 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     _add_relex_parser(commands)
     return parser
-
-
-def _positive(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

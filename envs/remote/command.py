@@ -11,18 +11,24 @@ import gymnasium as gym
 from rlvr.envs.remote.sessions import ServerConfig, parse_env_kwargs
 
 
-def _count(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (also used by the ``rlvr`` CLI)."""
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
-def _positive(text: str) -> int:
-    value = _count(text)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (also used by the ``rlvr`` CLI)."""
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -81,10 +87,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default=defaults.host, help="interface to bind (default: local clients only)"
     )
-    parser.add_argument("--port", type=_count, default=defaults.port, help="TCP port; 0 = any")
+    parser.add_argument(
+        "--port", type=non_negative_int, default=defaults.port, help="TCP port; 0 = any"
+    )
     parser.add_argument(
         "--max-sessions",
-        type=_positive,
+        type=positive_int,
         default=defaults.max_sessions,
         help="sessions open at once; more are refused with 503",
     )
@@ -103,7 +111,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="close a session whose reset or step runs over S seconds (0 = no limit)",
     )
     parser.add_argument(
-        "--threads", type=_positive, default=defaults.threads, help="threads that run env calls"
+        "--threads", type=positive_int, default=defaults.threads, help="threads that run env calls"
     )
 
 
