@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rlvr.training.advantages import ADVANTAGES
 from rlvr.training.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
@@ -240,45 +248,30 @@ class AlgorithmConfig(_Section):
     regularizer: TechniqueChoice = TechniqueChoice()
     """From ``REGULARIZERS`` (``none``, ``kl_cov``, ``clip_cov``): rewrites the per-token loss."""
 
-    @field_validator("token_credit")
+    @field_validator("advantage", "policy_loss", "aggregation", "kl_estimator")
     @classmethod
-    def _known_credit(cls, choice: TechniqueChoice) -> TechniqueChoice:
+    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
+        _NAMED_TECHNIQUES[str(info.field_name)].get(name)
+        return name
+
+    @field_validator("token_credit", "regularizer")
+    @classmethod
+    def _buildable(cls, choice: TechniqueChoice, info: ValidationInfo) -> TechniqueChoice:
         from rlvr.training.credit import TOKEN_CREDIT
-
-        _build(TOKEN_CREDIT, choice)
-        return choice
-
-    @field_validator("regularizer")
-    @classmethod
-    def _known_regularizer(cls, choice: TechniqueChoice) -> TechniqueChoice:
         from rlvr.training.regularizers import REGULARIZERS
 
-        _build(REGULARIZERS, choice)
+        registry = {"token_credit": TOKEN_CREDIT, "regularizer": REGULARIZERS}[str(info.field_name)]
+        _build(registry, choice)
         return choice
 
-    @field_validator("advantage")
-    @classmethod
-    def _known_advantage(cls, name: str) -> str:
-        ADVANTAGES.get(name)
-        return name
 
-    @field_validator("policy_loss")
-    @classmethod
-    def _known_loss(cls, name: str) -> str:
-        POLICY_LOSSES.get(name)
-        return name
-
-    @field_validator("aggregation")
-    @classmethod
-    def _known_aggregation(cls, name: str) -> str:
-        AGGREGATIONS.get(name)
-        return name
-
-    @field_validator("kl_estimator")
-    @classmethod
-    def _known_kl(cls, name: str) -> str:
-        KL_ESTIMATORS.get(name)
-        return name
+_NAMED_TECHNIQUES: dict[str, Any] = {
+    "advantage": ADVANTAGES,
+    "policy_loss": POLICY_LOSSES,
+    "aggregation": AGGREGATIONS,
+    "kl_estimator": KL_ESTIMATORS,
+}
+"""The registry each technique-name field of :class:`AlgorithmConfig` is looked up in."""
 
 
 class SFTConfig(_Section):
