@@ -104,10 +104,14 @@ def test_multi_turn_rollouts_are_token_faithful(policy: Policy) -> None:
 
 def test_rollout_logprobs_equal_a_fresh_forward_pass(policy: Policy) -> None:
     """The KV cache kept across turns (with padding inside rows) changes no log-prob."""
-    collector = _collector(policy, {"rlvr/Math-v0": {"max_turns": 3, "difficulty": 0}})
-    groups = collector.collect(
-        [GroupSpec("rlvr/Math-v0", s, 0, 2) for s in (5, 6, 7)], torch.Generator().manual_seed(1)
+    collector = _collector(
+        policy, {"rlvr/Math-v0": {"max_turns": 3, "difficulty": 0}, "test/Parity-v0": {}}
     )
+    # Parity episodes end after one turn: their rows leave the cache while Math's go on
+    specs = [GroupSpec("rlvr/Math-v0", s, 0, 2) for s in (5, 6, 7)]
+    specs += [GroupSpec("test/Parity-v0", s, 0, 2) for s in (1, 2)]
+    groups = collector.collect(specs, torch.Generator().manual_seed(1))
+    assert {r.turns for g in groups for r in g.rollouts} == {1, 3}
     collector.close()
     for rollout in (r for g in groups for r in g.rollouts):
         ids = torch.tensor([rollout.ids])
@@ -236,6 +240,8 @@ def test_a_run_writes_every_artifact(tmp_path: Path) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step-000003" / "model")
     assert model.config.hidden_size == SMALL["hidden_size"]
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(load_config(_scenario(tmp_path), [f"run.output_dir={run}", "run.resume=false"]))
 
 
 def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
@@ -247,11 +253,14 @@ def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
         "algorithm.policy_loss=sequence",
         "algorithm.aggregation=dr_grpo",
         "algorithm.beta=0.1",
+        "sft.steps=0",
         "algorithm.updates_per_batch=2",
         "algorithm.minibatches=2",
         "eval.episodes=0",
         "run.steps=2",
     ]
+    with pytest.raises(ConfigError, match="KL reference of a LoRA run is the base model"):
+        load_config(_scenario(tmp_path), [*overrides, "sft.steps=3"])
     before = None
     summary = train(load_config(_scenario(tmp_path), overrides))
     assert summary["after"] is before  # no evaluation asked for
@@ -307,7 +316,8 @@ def test_resume_after_kill_is_exact(tmp_path: Path) -> None:
     deadline = time.monotonic() + 240
     # kill once step 3 is logged but its checkpoint (step 4) is not written yet
     while time.monotonic() < deadline and process.poll() is None:
-        if (run / "metrics.jsonl").exists() and len(_metrics(run)) >= 3:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text(encoding="utf-8").count("\n") >= 3:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
@@ -492,10 +502,25 @@ def test_sampling_draws_from_the_tempered_nucleus(top_p: float, expected: list[f
 
     sampler = TurnSampler.__new__(TurnSampler)
     sampler.settings = SamplingSettings(temperature=0.5, top_p=top_p)
-    sampler.generator = torch.Generator().manual_seed(0)
+    sampler._noise = torch.Generator().manual_seed(0)
     probs = torch.tensor([0.6, 0.3, 0.1])
     logits = (probs.log() * 0.5).expand(40_000, 3)  # softmax(logits / 0.5) == probs
     token, logp = sampler._draw(logits)
     frequencies = torch.bincount(token, minlength=3).float() / len(token)
     assert torch.allclose(frequencies, torch.tensor(expected), atol=0.01)
     assert torch.allclose(logp, probs.log()[token], atol=1e-5)
+
+
+def test_dapo_token_mean_under_ddp_equals_one_process() -> None:
+    """Each rank divides by the global token count times the world size; DDP averages the
+    ranks' gradients, which gives back the one-process token mean."""
+    from rlvr.training.losses import AGGREGATIONS, AggregationContext
+
+    loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [1.0, 1.0, 1.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 1]], dtype=torch.float)
+    dapo = AGGREGATIONS.get("dapo")
+    whole = dapo(loss, mask, AggregationContext(3))
+    assert whole == pytest.approx((1 + 2 + 4 + 7 + 8 + 9 + 1) / 7)
+    context = AggregationContext(3, global_active_tokens=7.0, world_size=2)
+    ranks = [dapo(loss[:2], mask[:2], context), dapo(loss[2:], mask[2:], context)]
+    assert (ranks[0] + ranks[1]) / 2 == pytest.approx(float(whole))

@@ -46,10 +46,11 @@ def group_rewards(
     groups: Sequence[RolloutGroup], *, max_tokens: int, overlong_buffer: int, overlong_factor: float
 ) -> Tensor:
     """Rewards ``(B, G, 1)``: each rollout's return plus the DAPO overlong penalty on its
-    policy tokens (zero when ``overlong_buffer`` is 0)."""
+    length against the budget that truncates it, ``max_tokens`` for the whole episode (zero
+    when ``overlong_buffer`` is 0)."""
     returns = torch.tensor([[r.reward for r in g.rollouts] for g in groups], dtype=torch.float)
     if overlong_buffer > 0:
-        lengths = torch.tensor([[r.completion_tokens for r in g.rollouts] for g in groups])
+        lengths = torch.tensor([[len(r.ids) for r in g.rollouts] for g in groups])
         returns = returns + overlong_penalty(lengths, max_tokens, overlong_buffer, overlong_factor)
     return returns.unsqueeze(-1)
 

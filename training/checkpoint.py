@@ -110,9 +110,11 @@ def save_checkpoint(
     tokenizer.save_pretrained(staging / "model")
     torch.save({**trainer_state, "step": step, "rng": rng_state()}, staging / "trainer.pt")
     _fsync_tree(staging)
-    if final.exists():  # the same step saved again after a resume: replace it whole
-        shutil.rmtree(final)
+    retired = final.parent / f".tmp-retired-{final.name}-{os.getpid()}"
+    if final.exists():  # the same step saved again: swap it, never leave the step missing
+        final.rename(retired)
     staging.rename(final)
+    shutil.rmtree(retired, ignore_errors=True)
     directory = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

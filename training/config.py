@@ -240,8 +240,8 @@ class AlgorithmConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     warmup_steps: int = Field(0, ge=0)
     overlong_buffer: int = Field(0, ge=0)
-    """DAPO soft overlong punishment over the last ``overlong_buffer`` tokens of the episode's
-    policy-token budget; 0 turns it off."""
+    """DAPO soft overlong punishment over the last ``overlong_buffer`` tokens of the episode
+    budget ``rollout.max_total_tokens`` (the length that truncates); 0 turns it off."""
     overlong_factor: float = Field(1.0, ge=0.0)
     token_credit: TechniqueChoice = TechniqueChoice()
     """From ``TOKEN_CREDIT`` (``none``, ``delta``): per-token advantages."""
@@ -350,6 +350,17 @@ class TrainConfig(_Section):
                 "rollout.server_reload_path: LoRA runs push adapters (a load_lora_adapter "
                 "endpoint), full-weight runs push whole models (any other endpoint)"
             )
+        if self.model.lora is not None and self.sft.steps > 0 and self.algorithm.beta > 0:
+            raise ValueError(
+                "model.lora with sft.steps > 0 and algorithm.beta > 0: the KL reference of a "
+                "LoRA run is the base model (adapters off), not the warmed-up policy"
+            )
+        algo = self.algorithm
+        if algo.delta is not None and algo.delta <= 1 + algo.eps_high:
+            raise ValueError("algorithm.delta must exceed 1 + algorithm.eps_high")
+        tiny = self.model.tiny
+        if tiny.hidden_size % tiny.num_heads:
+            raise ValueError("model.tiny.hidden_size must be a multiple of model.tiny.num_heads")
         ids = [env.id for env in self.envs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"envs lists an id twice: {ids}")

@@ -117,6 +117,9 @@ class TurnSampler:
         self.positions = torch.zeros(rows, dtype=torch.long, device=self.device)
         self._live = list(range(rows))  # row index -> batch position, by order
         self._cache_kwarg = _cache_argument(model)
+        # the Gumbel noise is drawn where the logits are, from a generator seeded by the caller's
+        self._noise = torch.Generator(device=self.device)
+        self._noise.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
 
     @property
     def live(self) -> list[int]:
@@ -254,7 +257,7 @@ class TurnSampler:
         candidates = (
             logp_all if self.settings.top_p >= 1.0 else _nucleus(scaled, self.settings.top_p)
         )
-        uniform = torch.rand(candidates.shape, generator=self.generator).to(logits.device)
+        uniform = torch.rand(candidates.shape, generator=self._noise, device=self._noise.device)
         gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20, max=1.0 - 1e-7)))
         token = torch.argmax(candidates + gumbel, dim=-1)
         return token, logp_all.gather(-1, token.unsqueeze(1)).squeeze(1)

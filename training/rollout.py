@@ -24,6 +24,7 @@ whole group and counts it, so groups are never silently shrunk.
 from __future__ import annotations
 
 import contextlib
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -170,15 +171,20 @@ class EnvPool:
     def __init__(self, kwargs: Mapping[str, Mapping[str, Any]]):
         self._kwargs = {env_id: dict(options) for env_id, options in kwargs.items()}
         self._free: dict[str, list[Any]] = {env_id: [] for env_id in kwargs}
+        self._lock = threading.Lock()  # resets run in the collector's threads
 
     def acquire(self, env_id: str) -> Any:
-        free = self._free[env_id]
-        return free.pop() if free else gym.make(env_id, **self._kwargs[env_id])
+        with self._lock:
+            free = self._free[env_id]
+            if free:
+                return free.pop()
+        return gym.make(env_id, **self._kwargs[env_id])
 
     def release(self, env_id: str, env: Any, *, broken: bool = False) -> None:
         if broken:
             _close_quietly(env)
-        else:
+            return
+        with self._lock:
             self._free[env_id].append(env)
 
     def close(self) -> None:

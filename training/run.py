@@ -81,6 +81,13 @@ class RunState:
             self.weight_sync(self.policy.model, self.policy.tokenizer)
         barrier(self.dist)
 
+    def close(self) -> None:
+        """Release threads, envs and log writers (after a failure; :func:`finish_run` does it
+        on success)."""
+        self.collector.close()
+        if self.log is not None:
+            self.log.close()
+
     def record_delta(self, step: int) -> None:
         """Append this step's parameter change to ``deltas/`` (when recording)."""
         if self.deltas is not None:
@@ -163,6 +170,11 @@ def start_run(config: TrainConfig) -> RunState:
         log = RunLog(root, tensorboard=config.run.tensorboard)
         resolve_model_source(config.model)  # build the tiny model once, before the others load
     barrier(info)
+    if not config.run.resume and list_checkpoints(root):
+        raise ValueError(
+            f"{root} already holds a run; resume it (run.resume=true) or choose a new "
+            "run.output_dir"
+        )
     checkpoints = list_checkpoints(root) if config.run.resume else []
     latest = checkpoints[-1] if checkpoints else None
     policy = load_policy(config.model, device=str(device), source=_source(config, latest))
@@ -189,10 +201,10 @@ def start_run(config: TrainConfig) -> RunState:
     )
     if latest is None:
         _warm_up(state)
-        save_state(state)
         state.before = evaluate_policy(state)
-        if log is not None:
+        if log is not None:  # before checkpoint 0: a resumed run always finds "before"
             log.write_json("eval.json", {"before": state.before})
+        save_state(state)
     else:
         _resume(state, latest.trainer_state())
     state.reference = Reference(policy) if config.algorithm.beta > 0 else None

@@ -44,13 +44,10 @@ class RunLog:
 
     def rewind(self, step: int) -> None:
         """Forget everything logged after ``step`` (the step of the checkpoint resumed)."""
-        if self.metrics_path.exists():
-            kept = [
-                line
-                for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= step
-            ]
-            _atomic_write(self.metrics_path, "".join(f"{line}\n" for line in kept))
+        for path in (self.metrics_path, self.root / "failures.jsonl"):
+            if path.exists():
+                kept = [line for line in _complete_lines(path) if json.loads(line)["step"] <= step]
+                _atomic_write(path, "".join(f"{line}\n" for line in kept))
         for sample in (self.root / "samples").glob("step-*.jsonl"):
             if int(sample.stem.split("-")[1]) > step:
                 sample.unlink()
@@ -64,7 +61,7 @@ class RunLog:
         self._writer = SummaryWriter(str(self.root / "tensorboard"), purge_step=purge_step)
 
     def log(self, step: int, metrics: Mapping[str, float | int | str | None]) -> None:
-        """Append one step's metrics (flushed and fsynced: a kill loses no logged step)."""
+        """Append one step's metrics (flushed at once; a resume drops a line torn by a kill)."""
         record = {"step": step, **metrics}
         with self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -98,6 +95,17 @@ class RunLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The JSON lines of ``path``, without a last line a kill tore in the middle."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return lines
 
 
 def _transcript(rollout: Rollout) -> dict[str, Any]:

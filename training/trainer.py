@@ -65,7 +65,13 @@ def _group_specs(state: RunState, step: int, round_: int, count: int) -> list[Gr
     for _ in range(count):
         env = config.envs[int(rng.choice(len(config.envs), p=weights / weights.sum()))]
         curriculum = state.curricula.get(env.id)
-        level = curriculum.sample_difficulty() if curriculum is not None else env.difficulty
+        # the level comes from this step's generator (not the curriculum's own RNG), so every
+        # rank and every resume draws the same levels whatever the number of sampling rounds
+        level = (
+            int(rng.integers(curriculum.state.low, curriculum.state.high + 1))
+            if curriculum is not None
+            else env.difficulty
+        )
         seed = int(rng.integers(0, 1 << 30))
         specs.append(GroupSpec(env.id, seed, level, config.rollout.group_size))
     return specs
@@ -119,126 +125,140 @@ def train(config: TrainConfig) -> dict[str, Any]:
         disable=not (info.is_main and config.run.progress),
         dynamic_ncols=True,
     )
-    for step in progress:
-        step_number = step + 1
-        timer = time.perf_counter()
+    state.policy.model.train()  # the same mode fresh, resumed, with or without warm-up
+    try:
+        for step in progress:
+            step_number = step + 1
+            timer = time.perf_counter()
 
-        # 1. rollouts
-        groups, counts = _collect(state, step)
-        rollouts = [r for g in groups for r in g.rollouts]
-        rollout_time = time.perf_counter() - timer
+            # 1. rollouts
+            groups, counts = _collect(state, step)
+            rollouts = [r for g in groups for r in g.rollouts]
+            rollout_time = time.perf_counter() - timer
 
-        # 2. rewards -> advantages
-        timer = time.perf_counter()
-        rewards = group_rewards(
-            groups,
-            max_tokens=config.rollout.max_total_tokens,
-            overlong_buffer=algo.overlong_buffer,
-            overlong_factor=algo.overlong_factor,
-        )
-        advantages = (
-            estimate_advantages(rewards, torch.ones(1)).reshape(-1) if groups else torch.zeros(0)
-        )
-
-        # 3. policy update: every process takes the same number of optimizer steps
-        stats: dict[str, list[float]] = {
-            "loss": [],
-            "kl": [],
-            "entropy": [],
-            "clip_fraction": [],
-            "grad_norm": [],
-        }
-        minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
-        if minibatches > 0:
-            batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
-            ref_logp = state.reference_logprobs(batch, temperature)
-            # per-token credit, from the rollout-time weights (DelTA needs their hidden states)
-            hidden = (
-                last_hidden_states(state.policy.model, batch.ids, batch.attention)
-                if credit.needs_hidden
-                else None
+            # 2. rewards -> advantages
+            timer = time.perf_counter()
+            rewards = group_rewards(
+                groups,
+                max_tokens=config.rollout.max_total_tokens,
+                overlong_buffer=algo.overlong_buffer,
+                overlong_factor=algo.overlong_factor,
             )
-            credit_inputs = CreditInputs(batch.mask, batch.old_logp.exp(), hidden)
-            batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
-            update_generator = torch.Generator().manual_seed(_seed(config.run.seed, step, 1 << 20))
-            for _ in range(algo.updates_per_batch):
-                order = torch.randperm(len(batch), generator=update_generator)
-                for index in torch.tensor_split(order, minibatches):
-                    part = batch.select(index)
-                    tokens = all_sum(info, float(part.mask.sum()), device)
-                    context = AggregationContext(
-                        max_completion_length=config.rollout.max_total_tokens,
-                        global_active_tokens=tokens,
-                        world_size=info.world_size,
-                    )
-                    logp, entropy = sequence_logprobs(
-                        state.trainable, part.ids, part.attention, temperature, mask=part.mask
-                    )
-                    loss_tokens, clipped = policy_loss(
-                        logp, part.old_logp, part.advantages, part.mask, clip
-                    )
-                    # no reference (beta = 0): the policy is its own reference, KL = 0
-                    reference = (
-                        logp.detach() if ref_logp is None else ref_logp[index, : logp.shape[1]]
-                    )
-                    kl = kl_estimate(logp, reference)
-                    loss_tokens = regularize(
-                        loss_tokens,
-                        RegularizerInputs(
-                            logp,
-                            part.old_logp,
-                            part.advantages,
-                            part.mask,
-                            clipped,
-                            update_generator,
-                        ),
-                    )
-                    loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
-                    state.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(state.parameters, algo.max_grad_norm)
-                    state.optimizer.step()
-                    state.scheduler.step()
-                    active = part.mask.sum().clamp(min=1.0)
-                    stats["loss"].append(float(loss.detach()))
-                    stats["kl"].append(float((kl.detach() * part.mask).sum() / active))
-                    stats["entropy"].append(
-                        float((entropy * part.mask).sum() / active)
-                        if entropy is not None
-                        else float("nan")
-                    )
-                    stats["clip_fraction"].append(
-                        float((clipped.float() * part.mask).sum() / active)
-                    )
-                    stats["grad_norm"].append(float(grad_norm))
-            state.sync_weights()
-        update_time = time.perf_counter() - timer
+            advantages = (
+                estimate_advantages(rewards, torch.ones(1)).reshape(-1)
+                if groups
+                else torch.zeros(0)
+            )
 
-        # 4. curricula, metrics, samples, checkpoint
-        gathered = gather_objects(info, ([RolloutStats.of(r) for r in rollouts], counts, stats))
-        all_stats = [s for part_stats, _, _ in gathered for s in part_stats]
-        for record in all_stats:
-            curriculum = state.curricula.get(record.env_id)
-            if curriculum is not None and record.difficulty is not None:
-                curriculum.record(record.difficulty, record.success)
-        metrics: dict[str, Any] = rollout_metrics(all_stats)
-        for key in counts:
-            metrics[key] = sum(c[key] for _, c, _ in gathered)
-        for key in stats:
-            values = [v for _, _, s in gathered for v in s[key]]
-            metrics[key] = float(np.mean(values)) if values else float("nan")
-        metrics["lr"] = state.scheduler.get_last_lr()[0]
-        for env_id, curriculum in sorted(state.curricula.items()):
-            metrics[f"env/{env_id}/curriculum_high"] = curriculum.state.high
-        metrics["time/rollout"] = rollout_time
-        metrics["time/update"] = update_time
-        metrics["completions_per_s"] = len(all_stats) / max(rollout_time, 1e-9)
-        state.log_step(step_number, metrics, rollouts)
-        state.record_delta(step_number)
-        progress.set_postfix(reward=f"{metrics['reward']:.3f}", success=f"{metrics['success']:.2f}")
-        state.step = step_number
-        if step_number % config.run.save_every == 0 or step_number == config.run.steps:
-            save_state(state)
+            # 3. policy update: every process takes the same number of optimizer steps
+            stats: dict[str, list[float]] = {
+                "loss": [],
+                "kl": [],
+                "entropy": [],
+                "clip_fraction": [],
+                "grad_norm": [],
+            }
+            minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
+            if minibatches > 0:
+                batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
+                ref_logp = state.reference_logprobs(batch, temperature)
+                # per-token credit, from the rollout-time weights (DelTA needs their hidden states)
+                hidden = (
+                    last_hidden_states(state.policy.model, batch.ids, batch.attention)
+                    if credit.needs_hidden
+                    else None
+                )
+                credit_inputs = CreditInputs(batch.mask, batch.old_logp.exp(), hidden)
+                batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
+                update_generator = torch.Generator().manual_seed(
+                    _seed(config.run.seed, step, 1 << 20)
+                )
+                for _ in range(algo.updates_per_batch):
+                    order = torch.randperm(len(batch), generator=update_generator)
+                    for index in torch.tensor_split(order, minibatches):
+                        part = batch.select(index)
+                        tokens = all_sum(info, float(part.mask.sum()), device)
+                        context = AggregationContext(
+                            max_completion_length=config.rollout.max_total_tokens,
+                            global_active_tokens=tokens,
+                            world_size=info.world_size,
+                        )
+                        logp, entropy = sequence_logprobs(
+                            state.trainable, part.ids, part.attention, temperature, mask=part.mask
+                        )
+                        loss_tokens, clipped = policy_loss(
+                            logp, part.old_logp, part.advantages, part.mask, clip
+                        )
+                        # no reference (beta = 0): the policy is its own reference, KL = 0
+                        reference = (
+                            logp.detach() if ref_logp is None else ref_logp[index, : logp.shape[1]]
+                        )
+                        kl = kl_estimate(logp, reference)
+                        loss_tokens = regularize(
+                            loss_tokens,
+                            RegularizerInputs(
+                                logp,
+                                part.old_logp,
+                                part.advantages,
+                                part.mask,
+                                clipped,
+                                update_generator,
+                            ),
+                        )
+                        loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
+                        state.optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        grad_norm = torch.nn.utils.clip_grad_norm_(
+                            state.parameters, algo.max_grad_norm
+                        )
+                        state.optimizer.step()
+                        state.scheduler.step()
+                        active = part.mask.sum().clamp(min=1.0)
+                        stats["loss"].append(float(loss.detach()))
+                        stats["kl"].append(float((kl.detach() * part.mask).sum() / active))
+                        stats["entropy"].append(
+                            float((entropy * part.mask).sum() / active)
+                            if entropy is not None
+                            else float("nan")
+                        )
+                        stats["clip_fraction"].append(
+                            float((clipped.float() * part.mask).sum() / active)
+                        )
+                        stats["grad_norm"].append(float(grad_norm))
+                state.sync_weights()
+            update_time = time.perf_counter() - timer
+
+            # 4. curricula, metrics, samples, checkpoint
+            gathered = gather_objects(info, ([RolloutStats.of(r) for r in rollouts], counts, stats))
+            all_stats = [s for part_stats, _, _ in gathered for s in part_stats]
+            for record in all_stats:
+                curriculum = state.curricula.get(record.env_id)
+                if curriculum is not None and record.difficulty is not None:
+                    curriculum.record(record.difficulty, record.success)
+            metrics: dict[str, Any] = rollout_metrics(all_stats)
+            for key in counts:
+                metrics[key] = sum(c[key] for _, c, _ in gathered)
+            for key in stats:
+                values = [v for _, _, s in gathered for v in s[key]]
+                metrics[key] = float(np.mean(values)) if values else float("nan")
+            metrics["lr"] = state.scheduler.get_last_lr()[0]
+            for env_id, curriculum in sorted(state.curricula.items()):
+                metrics[f"env/{env_id}/curriculum_high"] = curriculum.state.high
+            metrics["time/rollout"] = rollout_time
+            metrics["time/update"] = update_time
+            metrics["completions_per_s"] = len(all_stats) / max(rollout_time, 1e-9)
+            state.log_step(step_number, metrics, rollouts)
+            state.record_delta(step_number)
+            progress.set_postfix(
+                reward=f"{metrics['reward']:.3f}", success=f"{metrics['success']:.2f}"
+            )
+            state.step = step_number
+            if step_number % config.run.save_every == 0 or step_number == config.run.steps:
+                save_state(state)
+    except BaseException:
+        state.close()
+        shutdown(info)
+        raise
     progress.close()
     summary = finish_run(state)
     shutdown(info)
