@@ -41,6 +41,8 @@ class Policy:
     pad_id: int
     source: str
     """Where the weights came from (the resolved path or hub id)."""
+    lora: bool = False
+    """Whether ``model`` is a ``peft`` LoRA model (its base, adapters off, is the reference)."""
 
     @property
     def device(self) -> torch.device:
@@ -92,7 +94,8 @@ def load_policy(
     generation_eos = getattr(model.generation_config, "eos_token_id", None)
     stop.update([generation_eos] if isinstance(generation_eos, int) else generation_eos or [])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eos_id
-    return Policy(model, tokenizer, chat, tuple(sorted(stop)), int(pad), source)
+    lora = config.lora is not None
+    return Policy(model, tokenizer, chat, tuple(sorted(stop)), int(pad), source, lora)
 
 
 class Reference:
@@ -105,7 +108,7 @@ class Reference:
     def __init__(self, policy: Policy):
         self._policy = policy
         self._copy: Any = None
-        if not hasattr(policy.model, "disable_adapter"):
+        if not policy.lora:
             self._copy = copy.deepcopy(policy.model).eval().requires_grad_(False)
 
     @contextlib.contextmanager
