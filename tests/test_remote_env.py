@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from served import running
 from websockets.asyncio.client import connect as async_connect
 from websockets.sync.client import connect
 
@@ -29,7 +29,7 @@ import rlvr
 from rlvr.envs.remote import RemoteEnv, ServerConfig, parse_env_kwargs
 from rlvr.envs.remote.command import is_loopback_host
 from rlvr.envs.remote.protocol import ResetRequest
-from rlvr.envs.remote.server import bind, create_app, uvicorn_server
+from rlvr.envs.remote.server import create_app
 from rlvr.envs.remote.sessions import SessionManager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,25 +67,6 @@ class SlowEnv(gym.Env[str, str]):
 
 
 gym.register("test/Slow-v0", entry_point=SlowEnv, disable_env_checker=True)
-
-
-@contextmanager
-def running(config: ServerConfig) -> Iterator[tuple[str, Any]]:
-    """Serve ``config`` in a thread on a free port; yields ``(url, session manager)``."""
-    app = create_app(config)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn_server(app, config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.sessions
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -596,35 +577,3 @@ def test_a_cancelled_call_keeps_its_session_locked_until_the_worker_is_done():
         assert not session.lock.locked() and manager.running_calls == 0
 
     asyncio.run(main())
-
-
-def test_the_trainer_plays_a_served_env(
-    math_server: tuple[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """The trainer's collector runs episodes on another process's env through RemoteEnv,
-    and they are the episodes the local env would give."""
-    import torch
-
-    from rlvr.agents.tiny import build_tiny_model
-    from rlvr.training.config import ModelConfig
-    from rlvr.training.generation import SamplingSettings
-    from rlvr.training.policy import load_policy
-    from rlvr.training.rollout import EnvPool, GroupSpec, RolloutCollector, RolloutLimits
-
-    url, _ = math_server
-    model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, num_layers=1)
-    policy = load_policy(ModelConfig(name=str(model_dir)), device="cpu")
-    collector = RolloutCollector(
-        policy,
-        EnvPool({"rlvr/Remote-v0": {"url": url}}),
-        limits=RolloutLimits(max_new_tokens=8, max_total_tokens=300, max_turns=5),
-        sampling=SamplingSettings(),
-    )
-    groups = collector.collect([GroupSpec("rlvr/Remote-v0", 11, 0, 2)], torch.Generator())
-    collector.close()
-    local = gym.make("rlvr/Math-v0", max_turns=3)
-    first, _ = local.reset(seed=11, options={"difficulty": 0})
-    for rollout in groups[0].rollouts:
-        assert rollout.error is None
-        assert rollout.messages[1].content == first
-        assert rollout.turns == 3 and rollout.terminated  # three wrong attempts end it
