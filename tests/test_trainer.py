@@ -524,3 +524,18 @@ def test_dapo_token_mean_under_ddp_equals_one_process() -> None:
     context = AggregationContext(3, global_active_tokens=7.0, world_size=2)
     ranks = [dapo(loss[:2], mask[:2], context), dapo(loss[2:], mask[2:], context)]
     assert (ranks[0] + ranks[1]) / 2 == pytest.approx(float(whole))
+
+
+def test_hand_over_copies_adam_moments_and_keeps_the_rl_learning_rate():
+    from rlvr.training.run import _hand_over
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    warm_up = torch.optim.AdamW([weight], lr=1e-2)
+    weight.grad = torch.tensor([1.0, -2.0, 0.5])
+    warm_up.step()
+    rl = torch.optim.AdamW([weight], lr=5e-5, weight_decay=0.0)
+    _hand_over(warm_up, rl)
+    assert rl.param_groups[0]["lr"] == 5e-5 and rl.param_groups[0]["weight_decay"] == 0.0
+    # after one step, v = (1 - beta2) g^2 = 0.001 * [1, 4, 0.25]
+    assert torch.allclose(rl.state[weight]["exp_avg_sq"], torch.tensor([1e-3, 4e-3, 2.5e-4]))
+    assert float(rl.state[weight]["step"]) == 1.0

@@ -54,6 +54,19 @@ def test_rloo_leave_one_out():
         ADVANTAGES.get("rloo")(scalar([1]), ONE.double())
 
 
+def test_grpo_positive_keeps_only_the_better_half():
+    # r = [1, 0, 0, 0]: mean .25, std sqrt(.75 / 3) = .5 -> grpo [1.5, -.5, -.5, -.5]
+    a = ADVANTAGES.get("grpo_positive")(scalar([1, 0, 0, 0], [1, 1, 1, 1]), ONE.double())
+    x = 0.75 / (0.5 + 1e-4)
+    assert torch.allclose(a, torch.tensor([[x, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).double())
+
+
+def test_raft_marks_rollouts_above_their_group_mean():
+    # [.5, .2, .2]: mean .3 -> only the first; all equal -> none; [1, 1, 0]: mean 2/3 -> two
+    a = ADVANTAGES.get("raft")(scalar([0.5, 0.2, 0.2], [1, 1, 1], [1, 1, 0]), ONE.double())
+    assert a.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
+
+
 def test_weights_combine_components_before_scalar_estimators():
     rewards = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (1, 2, 2)
     a = ADVANTAGES.get("dr_grpo")(rewards, torch.tensor([3.0, 1.0]))

@@ -113,3 +113,29 @@ def gdpo_advantage(rewards: Tensor, weights: Tensor) -> Tensor:
     normalized = (rewards - rewards.mean(dim=1, keepdim=True)) / (_std(rewards, dim=1) + EPS)
     s = (normalized * weights).sum(dim=-1)
     return (s - s.mean()) / (_std(s) + EPS)
+
+
+@ADVANTAGES.register("grpo_positive")
+def grpo_positive_advantage(rewards: Tensor, weights: Tensor) -> Tensor:
+    """The positive half of GRPO: ``A_i = max((r_i - mean_g) / (std_g + eps), 0)``.
+
+    Better-than-average rollouts are reinforced with GRPO's weight; worse ones get 0 instead
+    of being pushed down. Rejection-sampling fine-tuning (RAFT, Dong et al. 2023) weighted by
+    the group's scale; Xiong et al. 2025 ("A Minimalist Approach to LLM Reasoning",
+    arXiv 2504.11343, sec. 3) find that GRPO's early gains come mostly from its positive
+    samples, while the negative ones keep the entropy up. Shapes: (B, G, K), (K,) -> (B, G).
+    """
+    return grpo_advantage(rewards, weights).clamp(min=0.0)
+
+
+@ADVANTAGES.register("raft")
+def raft_advantage(rewards: Tensor, weights: Tensor) -> Tensor:
+    """RAFT / rejection-sampling fine-tuning (Dong et al. 2023, arXiv 2304.06767; RAFT++ in
+    Xiong et al. 2025): ``A_i = 1`` for rollouts above their group's mean, else 0.
+
+    The loss is then the likelihood of the group's better rollouts, each weighted alike; a
+    group whose rollouts all score the same teaches nothing (as in GRPO). Shapes:
+    (B, G, K), (K,) -> (B, G).
+    """
+    r = weighted_sum(rewards, weights)
+    return (r > r.mean(dim=1, keepdim=True) + EPS).to(r.dtype)

@@ -286,6 +286,9 @@ class SFTConfig(_Section):
     lr: float = Field(1e-3, gt=0.0)
     seed_offset: int = 1 << 29
     """SFT episodes use seeds from here on, apart from RL (0..) and eval seeds."""
+    hand_over_optimizer: bool = False
+    """Start RL's AdamW from the warm-up's moment estimates (at RL's learning rate) instead
+    of from zero, so the first RL steps are not sign-like jumps of size ``lr``."""
 
 
 class EvalConfig(_Section):

@@ -324,12 +324,22 @@ def _warm_up(state: RunState) -> None:
         schedule.step()
         losses.append(float(loss.detach()))
         progress.set_postfix(loss=f"{losses[-1]:.3f}")
+    if sft.hand_over_optimizer and isinstance(state.optimizer, torch.optim.AdamW):
+        _hand_over(optimizer, state.optimizer)
     if state.log is not None:
         tail = losses[-max(1, len(losses) // 10) :]
         state.log.write_json(
             "sft.json",
             {"examples": len(examples), "steps": sft.steps, "final_loss": sum(tail) / len(tail)},
         )
+
+
+def _hand_over(source: torch.optim.Optimizer, target: torch.optim.Optimizer) -> None:
+    """Copy ``source``'s per-parameter state (AdamW moments and step counts) into ``target``,
+    keeping ``target``'s hyperparameters (learning rate, weight decay)."""
+    groups = [dict(group) for group in target.state_dict()["param_groups"]]
+    saved = source.state_dict()
+    target.load_state_dict({"state": saved["state"], "param_groups": groups})
 
 
 def evaluate_policy(state: RunState) -> dict[str, Any] | None:
