@@ -177,7 +177,7 @@ class Component(_Stateless):
 def scored_group(group: RolloutGroup) -> ScoredGroup:
     """What a reward transform sees of a group: returns, components, rubric and answers."""
     rollouts = group.rollouts
-    rubric = next((r.rubric for r in rollouts if r.rubric), {})
+    rubric: Mapping[str, Mapping[str, Any]] = next((r.rubric for r in rollouts if r.rubric), {})
     return ScoredGroup(
         rewards=tuple(r.reward for r in rollouts),
         components=tuple(r.components for r in rollouts),
