@@ -474,3 +474,22 @@ def test_turn_credit_with_gamma_one_on_single_turns_is_grpo(tmp_path: Path) -> N
     plain = _parity_run(tmp_path, "plain")
     turn = _parity_run(tmp_path, "turn", "algorithm.token_credit={name: turn, params: {gamma: 1}}")
     assert [r["loss"] for r in turn] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+
+def test_envs_report_the_answer_their_verifier_extracted() -> None:
+    import rlvr
+
+    gym.register_envs(rlvr)
+    env = gym.make("rlvr/Math-v0", difficulty=0)
+    env.reset(seed=3)
+    info = env.step("First 2/4, simplified: \\boxed{\\frac{1}{2}}")[-1]
+    assert info["answer"] == "\\frac{1}{2}"  # as boxed, whether right or wrong
+    env.reset(seed=3)
+    assert "answer" not in env.step("\\boxed{1} or \\boxed{2}")[-1]  # hedged: no answer
+    env.reset(seed=3)
+    assert "answer" not in env.step("no box at all")[-1]
+    multihop = gym.make("rlvr/MultiHop-v0", difficulty=0, context_chars=600)
+    multihop.reset(seed=1)
+    oracle = multihop.unwrapped.oracle_action()
+    gold = multihop.unwrapped.task.answer
+    assert multihop.step(oracle)[-1]["answer"] == gold
