@@ -215,9 +215,11 @@ class _TableLM(torch.nn.Module):
         self.table.data[1] = torch.tensor([0.0, math.log(3.0)])
         self.seen_training: list[bool] = []
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0
+    ) -> Any:
         self.seen_training.append(self.training)
-        return SimpleNamespace(logits=self.table[input_ids])
+        return SimpleNamespace(logits=self.table[input_ids][:, -logits_to_keep:])
 
 
 @pytest.mark.parametrize("rows_per_pass", [1, 8])
@@ -226,8 +228,8 @@ def test_self_certainty_source_scores_the_policy_tokens(rows_per_pass: int) -> N
     policy = PolicyView(model, pad_id=0, device=torch.device("cpu"), temperature=1.0)
     group = _group(
         _rollout(ids=(5, 1, 7, 7), mask=(0, 0, 1, 1)),  # targets predicted after 1 and 7
-        _rollout(ids=(1, 1, 1), mask=(0, 1, 1)),  # both predicted after 1
-    )
+        _rollout(ids=(9, 1, 1, 1), mask=(0, 0, 1, 1)),  # both predicted after 1
+    )  # both prompts are 2 tokens long: the LM head runs from the second position on
     source = {"name": "self_certainty", "params": {"rows_per_pass": rows_per_pass}}
     mixed = _mix(source)(_context(group, policy=policy))
     # KL(U || [1/4, 3/4]) = 0.5 ln(0.5 / 0.25) + 0.5 ln(0.5 / 0.75) = 0.5 ln(4/3); uniform: 0

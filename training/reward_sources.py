@@ -266,16 +266,19 @@ class SelfCertainty(_Stateless):
         """Self-certainty of a chunk of rollouts: (n,) float32 on the CPU."""
         batch = build_batch(rollouts, torch.zeros(len(rollouts)), policy.pad_id)
         ids, attention = batch.ids.to(policy.device), batch.attention.to(policy.device)
+        mask = batch.mask.to(policy.device)  # (n, L-1): the sampled targets
+        # the LM head runs only from the first sampled target on (prompts need no logits)
+        first = int(mask.any(0).nonzero()[0]) if bool(mask.any()) else 0
+        keep = mask.shape[1] - first + 1
         model = policy.model
         was_training = model.training
         model.eval()  # no dropout: the rollout policy's own distribution
         try:
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1, :]
+            out = model(input_ids=ids, attention_mask=attention, logits_to_keep=keep)
         finally:
             model.train(was_training)
-        logits = logits.float() / policy.temperature  # (n, L-1, V), predicts ids[:, 1:]
-        mask = batch.mask.to(policy.device)  # (n, L-1): the sampled targets
-        scores = self_certainty(logits, mask, subtract_log_vocab=self.subtract_log_vocab)
+        logits = out.logits[:, :-1, :].float() / policy.temperature  # (n, L-1-first, V)
+        scores = self_certainty(logits, mask[:, first:], subtract_log_vocab=self.subtract_log_vocab)
         return scores.float().cpu()
 
 
