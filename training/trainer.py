@@ -1,9 +1,9 @@
 """The training loop: rollouts in groups -> rewards -> advantages -> loss -> optimizer step.
 
-:func:`train` reads top to bottom. Techniques are looked up by name once (advantage estimator,
-policy loss, aggregation, KL estimator, group filter) and called; the loop never asks which one
-it has. Setup that is not the loop itself (loading, warm-up, evaluation, checkpoint state)
-lives in :mod:`rlvr.training.run`.
+:func:`train` reads top to bottom. Techniques are looked up by name once (reward sources,
+advantage estimator, policy loss, aggregation, KL estimator, token credit, regularizer, group
+filter) and called; the loop never asks which one it has. Setup that is not the loop itself
+(loading, warm-up, evaluation, checkpoint state) lives in :mod:`rlvr.training.run`.
 
 One step, per process (under ``torchrun`` each process plays ``prompts_per_step / N`` groups):
 
