@@ -78,6 +78,9 @@ class Outcome:
     """Rich feedback for feedback-based training: the expected answer, a correction, a trace."""
     reference: str | None = None
     """A gold solution, where one exists."""
+    answer: str | None = None
+    """The agent's final answer as the env's verifier extracted it (``info["answer"]``, only
+    where the env has one answer to extract: label-free rewards cluster these)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.reward <= 1.0:
@@ -89,13 +92,16 @@ class Outcome:
 
     def as_info(self) -> dict[str, Any]:
         """The keys the contract puts into the terminal ``info`` dict."""
-        return {
+        info: dict[str, Any] = {
             "success": self.success,
             "reward_components": dict(self.reward_components),
             "verification": self.verification,
             "feedback": self.feedback,
             "reference": self.reference,
         }
+        if self.answer is not None:
+            info["answer"] = self.answer
+        return info
 
 
 @dataclass(frozen=True)

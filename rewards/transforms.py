@@ -3,12 +3,13 @@
 A transform sees the whole group of ``G`` rollouts of one prompt, because the techniques here
 compare rollouts with each other. Every transform has the same signature, so a training loop
 can call whichever it is configured with, once per group, before the advantage (``rlvr train``
-scenarios do not select a reward transform yet)::
+selects one through the ``transform`` reward source, :mod:`rlvr.training.reward_sources`)::
 
     transform = make_reward_transform(name, **params)     # once, when the loop is configured
     result = transform(ScoredGroup(rewards=..., components=..., criteria=..., answers=...))
     result.rewards   # tuple[float, ...], one per rollout
     result.metrics   # dict[str, float], to log (static rubric reward, strict completion...)
+    transform.state_dict()   # what a checkpoint keeps (POW3R's EMA; {} for the others)
 
 Registered names (:data:`REWARD_TRANSFORMS`):
 
@@ -102,6 +103,23 @@ class GroupRewards:
 class RewardTransform(Protocol):
     def __call__(self, group: ScoredGroup) -> GroupRewards: ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep for an exact resume (``{}`` for stateless ones)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class _Stateless:
+    """The checkpoint hooks of a transform that keeps nothing across calls."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
 
 # A plain dict, not rlvr.training.registry.Registry: rlvr.rewards sits below rlvr.training in
 # the dependency order (training -> rewards, and nothing but the CLI imports training;
@@ -140,7 +158,7 @@ def _mean(values: Sequence[float]) -> float:
 
 @_register("none")
 @dataclass(frozen=True)
-class Identity:
+class Identity(_Stateless):
     """The env rewards, unchanged."""
 
     def __call__(self, group: ScoredGroup) -> GroupRewards:
@@ -371,7 +389,7 @@ def cluster_vote(
 
 @_register("cluster_vote")
 @dataclass(frozen=True)
-class ClusterVote:
+class ClusterVote(_Stateless):
     """Answer reward by cluster voting over ``group.answers`` (:func:`cluster_vote`).
 
     The multi-reward RLIF recipe ("Two is better than one", arXiv 2605.22620) pairs it with
@@ -442,7 +460,7 @@ def _outcomes_and_rubrics(
 
 
 @dataclass(frozen=True)
-class _RubricCombination:
+class _RubricCombination(_Stateless):
     eta: float = DEFAULT_ETA
     """Rubric weight ``eta`` (LongTraceRL trains with 0.3)."""
     group_normalize: bool = True

@@ -72,6 +72,23 @@ def build_batch(rollouts: Sequence[Rollout], advantages: Tensor, pad_id: int) ->
     return TrainBatch(ids, attention, mask[:, 1:], old[:, 1:], advantages.float())
 
 
+def turn_tensors(rollouts: Sequence[Rollout], width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-turn rewards (N, U) and mask (N, U), and each target's turn (N, width - 1), aligned
+    with :class:`TrainBatch` (``-1`` off the policy tokens). ``U >= 1``: an episode that
+    played no turn (its prompt filled the budget) counts as one turn of reward 0, as its
+    return of 0 does in the episode-level advantage."""
+    turns = max([1, *(r.turns for r in rollouts)])
+    rewards = torch.zeros((len(rollouts), turns), dtype=torch.float)
+    mask = torch.zeros((len(rollouts), turns), dtype=torch.float)
+    index = torch.full((len(rollouts), width), -1, dtype=torch.long)
+    for row, rollout in enumerate(rollouts):
+        played = rollout.turns
+        rewards[row, :played] = torch.tensor(rollout.turn_rewards, dtype=torch.float)
+        mask[row, : max(1, played)] = 1.0
+        index[row, : len(rollout.ids)] = torch.tensor(rollout.turn_index, dtype=torch.long)
+    return rewards, mask, index[:, 1:]
+
+
 def to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
     return TrainBatch(
         *(

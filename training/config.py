@@ -13,6 +13,7 @@ group to compare), got 1``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -215,6 +216,33 @@ def _build(registry: Any, choice: TechniqueChoice) -> Any:
         raise ValueError(f"bad parameters for {registry.kind} {choice.name!r}: {error}") from None
 
 
+class RewardSourceConfig(_Section):
+    """One reward of ``algorithm.rewards``: a source of ``REWARD_SOURCES``
+    (:mod:`rlvr.training.reward_sources`), its weight in the advantage and its parameters."""
+
+    name: str
+    """``env``, ``component``, ``transform`` or ``self_certainty``."""
+    weight: float = 1.0
+    """Weight ``w_k`` handed to the advantage estimator (finite; may be 0 to only log)."""
+    params: dict[str, Any] = {}
+    """Keyword parameters of the source (``key`` of ``component``; ``transform`` and the
+    transform's own of ``transform``)."""
+
+    @field_validator("weight")
+    @classmethod
+    def _finite(cls, weight: float) -> float:
+        if not math.isfinite(weight):
+            raise ValueError(f"weight must be finite, got {weight}")
+        return weight
+
+    @model_validator(mode="after")
+    def _buildable(self) -> RewardSourceConfig:
+        from rlvr.training.reward_sources import build_source
+
+        build_source(self.name, self.params)
+        return self
+
+
 class AlgorithmConfig(_Section):
     """The GRPO-family objective; names are looked up in the technique registries."""
 
@@ -244,9 +272,23 @@ class AlgorithmConfig(_Section):
     budget ``rollout.max_total_tokens`` (the length that truncates); 0 turns it off."""
     overlong_factor: float = Field(1.0, ge=0.0)
     token_credit: TechniqueChoice = TechniqueChoice()
-    """From ``TOKEN_CREDIT`` (``none``, ``delta``): per-token advantages."""
+    """From ``TOKEN_CREDIT`` (``none``, ``delta``, ``turn``): per-token advantages."""
     regularizer: TechniqueChoice = TechniqueChoice()
     """From ``REGULARIZERS`` (``none``, ``kl_cov``, ``clip_cov``): rewrites the per-token loss."""
+    rewards: list[RewardSourceConfig] = Field(
+        default_factory=lambda: [RewardSourceConfig.model_construct(name="env", params={})],
+        min_length=1,
+    )
+    """The rewards ``(B, G, K)`` and weights ``(K,)`` the advantage is computed from; the
+    default is the env's episode return (with the overlong penalty), weight 1."""
+
+    @field_validator("rewards")
+    @classmethod
+    def _mixable(cls, rewards: list[RewardSourceConfig]) -> list[RewardSourceConfig]:
+        from rlvr.training.reward_sources import RewardMix
+
+        RewardMix(rewards)  # distinct sources, at least one nonzero weight
+        return rewards
 
     @field_validator("advantage", "policy_loss", "aggregation", "kl_estimator")
     @classmethod

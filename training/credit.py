@@ -1,15 +1,15 @@
 """Token credit: per-rollout (or per-token) advantages -> one advantage per completion token.
 
 Every technique has the same call signature, so a training loop can call whichever it is
-configured with without knowing which it is (``rlvr train`` scenarios do not select token
-credit yet)::
+configured with without knowing which it is (``algorithm.token_credit`` in a scenario)::
 
     credit = TOKEN_CREDIT.get(name)(**params)      # once, when the loop is configured
     token_adv = credit(advantages, inputs)         # every step, under torch.no_grad()
 
     advantages: Tensor[N] (one per rollout, from ``ADVANTAGES``) or Tensor[N, T] (per token,
                 e.g. from :mod:`rlvr.training.turn_credit`)
-    inputs:     CreditInputs (mask, rollout-policy token probabilities, last hidden states)
+    inputs:     CreditInputs (mask, rollout-policy token probabilities, last hidden states,
+                group size, per-turn rewards and the turn of each token)
     returns:    Tensor[N, T], zero wherever ``inputs.mask`` is 0
 
 The registry holds frozen dataclasses: the fields are the technique's parameters (checked on
@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from rlvr.training.registry import Registry
+from rlvr.training.turn_credit import TurnCreditConfig, turn_advantages, turns_to_tokens
 
 _EPS = 1e-8
 """Floor of DelTA's centroid denominators and margin variances (``eps`` in RUCBM/DelTA)."""
@@ -50,6 +51,14 @@ class CreditInputs:
     """(N, T, H): the last hidden state fed to ``lm_head`` at the position that predicts
     token ``t`` (a forward pre-hook on ``lm_head`` captures it), or ``None`` when no
     technique needs it (DelTA does)."""
+    group_size: int = 1
+    """``G``: rows ``b * G .. b * G + G - 1`` are the rollouts of one group."""
+    turn_rewards: Tensor | None = None
+    """(N, U): the env's reward after each assistant turn, 0 on padded turns."""
+    turn_mask: Tensor | None = None
+    """(N, U): 1 on the turns a rollout played (a prefix), 0 after."""
+    turn_index: Tensor | None = None
+    """(N, T) long: the turn each policy token belongs to, -1 on other tokens."""
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 2:
@@ -65,6 +74,11 @@ class CreditInputs:
             raise ValueError(
                 f"hidden must be (N, T, H) with (N, T) = {tuple(self.mask.shape)}, "
                 f"got {tuple(self.hidden.shape)}"
+            )
+        if self.turn_index is not None and self.turn_index.shape != self.mask.shape:
+            raise ValueError(
+                f"turn_index {tuple(self.turn_index.shape)} must match "
+                f"mask {tuple(self.mask.shape)}"
             )
 
 
@@ -99,6 +113,42 @@ class BroadcastCredit:
 
     def __call__(self, advantages: Tensor, inputs: CreditInputs) -> Tensor:
         return per_token(advantages, inputs.mask)
+
+
+@TOKEN_CREDIT.register("turn")
+@dataclass(frozen=True)
+class TurnCredit:
+    """Turn-level credit for multi-turn episodes (reconstructed; no paper's code followed):
+    the env's per-turn rewards -> discounted returns-to-go, normalised per turn over the
+    group's rollouts still playing that turn (:func:`rlvr.training.turn_credit.turn_advantages`)
+    -> every token of turn ``u`` gets ``A_{i,u}``.
+
+    It *replaces* the episode advantage: the ``advantages`` argument (and so
+    ``algorithm.advantage`` and ``algorithm.rewards``) is not read; the rewards are the env's
+    own per-turn rewards. With ``gamma = 1``, a terminal reward only and episodes of equal
+    length it equals GRPO's broadcast advantage. Shapes: (N,) or (N, T), inputs -> (N, T).
+    """
+
+    needs_hidden: ClassVar[bool] = False
+
+    gamma: float = 1.0
+    """Per-turn discount in [0, 1]."""
+    scale_by_std: bool = True
+    """Divide by the per-turn group std (GRPO); ``False`` centres only (Dr. GRPO)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scale_by_std, bool):
+            raise ValueError(f"scale_by_std must be a bool, got {self.scale_by_std!r}")
+        TurnCreditConfig(self.gamma, self.scale_by_std)  # checks gamma
+
+    def __call__(self, advantages: Tensor, inputs: CreditInputs) -> Tensor:
+        if inputs.turn_rewards is None or inputs.turn_mask is None or inputs.turn_index is None:
+            raise ValueError("turn credit needs inputs.turn_rewards, turn_mask and turn_index")
+        config = TurnCreditConfig(self.gamma, self.scale_by_std)
+        turn_adv = turn_advantages(
+            inputs.turn_rewards.float(), inputs.turn_mask, inputs.group_size, config
+        )  # (N, U)
+        return per_token(turns_to_tokens(turn_adv, inputs.turn_index), inputs.mask)
 
 
 @TOKEN_CREDIT.register("delta")

@@ -108,6 +108,12 @@ class Rollout:
     reference: str = ""
     error: str | None = None
     """Why the env failed, if it did; such rollouts are never trained on."""
+    answer: str | None = None
+    """``info["answer"]`` of the last step: the final answer as the env's verifier extracted
+    it (``None`` where the env gives none); label-free rewards cluster these."""
+    rubric: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``info["rubric"]`` (criterion name -> weight, category, required, ...) of rubric envs,
+    from the latest info that had one; empty elsewhere."""
 
     @property
     def reward(self) -> float:
@@ -156,6 +162,7 @@ class _Episode:
     turn_index: list[int] = field(default_factory=list)
     turn_rewards: list[float] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    rubric: dict[str, Any] = field(default_factory=dict)
     terminated: bool = False
     truncated: bool = False
     error: str | None = None
@@ -323,6 +330,7 @@ class RolloutCollector:
             episode.error, episode.done = f"reset failed: {_describe(error)}", True
             return
         episode.info = dict(info)
+        episode.rubric = dict(info.get("rubric") or {})
         episode.messages = dialogue_from(observation, info)
 
     def _step(self, job: tuple[_Episode, str]) -> None:
@@ -336,6 +344,7 @@ class RolloutCollector:
             return
         episode.turn_rewards.append(float(reward))
         episode.info = dict(info)
+        episode.rubric = dict(info.get("rubric") or episode.rubric)
         episode.terminated, episode.truncated = bool(terminated), bool(truncated)
         episode.done = episode.terminated or episode.truncated
         role = str(info.get("role", "user"))
@@ -371,4 +380,6 @@ class RolloutCollector:
             feedback=str(info.get("feedback") or ""),
             reference=str(info.get("reference") or ""),
             error=episode.error,
+            answer=None if info.get("answer") is None else str(info["answer"]),
+            rubric=episode.rubric,
         )

@@ -38,6 +38,7 @@ from rlvr.training.distributed import (
 from rlvr.training.generation import SamplingSettings
 from rlvr.training.policy import Policy, Reference, load_policy, resolve_model_source
 from rlvr.training.remote_generation import WeightSync, completions_backend, no_weight_sync
+from rlvr.training.reward_sources import RewardMix
 from rlvr.training.rollout import (
     EnvPool,
     Rollout,
@@ -67,6 +68,8 @@ class RunState:
     collector: RolloutCollector
     reference: Reference | None
     log: RunLog | None
+    rewards: RewardMix
+    """The reward sources of ``algorithm.rewards`` (their state is checkpointed)."""
     curricula: dict[str, Curriculum] = field(default_factory=dict)
     step: int = 0
     before: dict[str, Any] | None = None
@@ -196,6 +199,7 @@ def start_run(config: TrainConfig) -> RunState:
         collector=_collector(config, policy, sampler_factory),
         reference=None,
         log=log,
+        rewards=RewardMix(config.algorithm.rewards),
         curricula=curricula,
         weight_sync=weight_sync,
     )
@@ -259,6 +263,9 @@ def _resume(state: RunState, saved: dict[str, Any]) -> None:
     state.scheduler.load_state_dict(saved["scheduler"])
     for env_id, curriculum in state.curricula.items():
         curriculum.load_state_dict(saved["curricula"][env_id])
+    # one reward-source state per process (POW3R's EMA sees only its own groups)
+    reward_states = saved.get("rewards") or [{}]
+    state.rewards.load_state_dict(reward_states[state.dist.rank % len(reward_states)])
     if state.config.model.lora is not None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -275,11 +282,13 @@ def _resume(state: RunState, saved: dict[str, Any]) -> None:
 
 def save_state(state: RunState) -> None:
     """Checkpoint the run (main process), then wait for everyone."""
+    reward_states = gather_objects(state.dist, state.rewards.state_dict())
     if state.dist.is_main:
         trainer_state = {
             "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(),
             "curricula": {k: c.state_dict() for k, c in state.curricula.items()},
+            "rewards": reward_states,
             "world_size": state.dist.world_size,
         }
         save_checkpoint(

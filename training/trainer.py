@@ -1,9 +1,9 @@
 """The training loop: rollouts in groups -> rewards -> advantages -> loss -> optimizer step.
 
-:func:`train` reads top to bottom. Techniques are looked up by name once (advantage estimator,
-policy loss, aggregation, KL estimator, group filter) and called; the loop never asks which one
-it has. Setup that is not the loop itself (loading, warm-up, evaluation, checkpoint state)
-lives in :mod:`rlvr.training.run`.
+:func:`train` reads top to bottom. Techniques are looked up by name once (reward sources,
+advantage estimator, policy loss, aggregation, KL estimator, token credit, regularizer, group
+filter) and called; the loop never asks which one it has. Setup that is not the loop itself
+(loading, warm-up, evaluation, checkpoint state) lives in :mod:`rlvr.training.run`.
 
 One step, per process (under ``torchrun`` each process plays ``prompts_per_step / N`` groups):
 
@@ -11,8 +11,10 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
    (:class:`~rlvr.training.rollout.RolloutCollector`); drop groups whose env failed (logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
-2. rewards ``(B, G, 1)`` with the overlong penalty -> advantages ``(B, G)`` -> per-token
-   credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta`` is DelTA);
+2. rewards ``(B, G, K)`` from the sources of ``algorithm.rewards`` (default: the env return
+   with the overlong penalty, ``K = 1``) and their weights ``(K,)`` -> advantages ``(B, G)``
+   -> per-token credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta``
+   is DelTA, ``turn`` replaces them with per-turn advantages);
 3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
    tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
    ``beta`` times the KL estimate to the reference, rewritten by ``algorithm.regularizer``
@@ -33,7 +35,13 @@ import torch
 from tqdm.auto import tqdm
 
 from rlvr.training.advantages import ADVANTAGES
-from rlvr.training.batch import RolloutStats, build_batch, group_rewards, rollout_metrics, to_device
+from rlvr.training.batch import (
+    RolloutStats,
+    build_batch,
+    rollout_metrics,
+    to_device,
+    turn_tensors,
+)
 from rlvr.training.config import TrainConfig
 from rlvr.training.credit import TOKEN_CREDIT, CreditInputs
 from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
@@ -46,6 +54,7 @@ from rlvr.training.losses import (
 )
 from rlvr.training.policy import last_hidden_states, sequence_logprobs
 from rlvr.training.regularizers import REGULARIZERS, RegularizerInputs
+from rlvr.training.reward_sources import OverlongPenalty, PolicyView, RewardContext
 from rlvr.training.rollout import GroupSpec, RolloutGroup
 from rlvr.training.run import RunState, finish_run, save_state, start_run
 from rlvr.training.sampling import GROUP_FILTERS
@@ -117,6 +126,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     clip = ClipConfig(algo.eps_low, algo.eps_high, algo.delta)
     temperature = config.rollout.temperature
     device, info = state.device, state.dist
+    overlong = OverlongPenalty(
+        config.rollout.max_total_tokens, algo.overlong_buffer, algo.overlong_factor
+    )
+    policy_view = PolicyView(state.policy.model, state.policy.pad_id, device, temperature)
     progress = tqdm(
         range(state.step, config.run.steps),
         initial=state.step,
@@ -138,20 +151,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
             # 2. rewards -> advantages
             timer = time.perf_counter()
-            rewards = group_rewards(
-                groups,
-                max_tokens=config.rollout.max_total_tokens,
-                overlong_buffer=algo.overlong_buffer,
-                overlong_factor=algo.overlong_factor,
-            )
+            # (B, G, K) from the sources, at the rollout-time weights (before the update)
+            mixed = state.rewards(RewardContext(groups, overlong, policy_view))
             advantages = (
-                estimate_advantages(rewards, torch.ones(1)).reshape(-1)
+                estimate_advantages(mixed.rewards, mixed.weights).reshape(-1)
                 if groups
                 else torch.zeros(0)
             )
 
             # 3. policy update: every process takes the same number of optimizer steps
             stats: dict[str, list[float]] = {
+                **mixed.metrics,
                 "loss": [],
                 "kl": [],
                 "entropy": [],
@@ -168,7 +178,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
                     if credit.needs_hidden
                     else None
                 )
-                credit_inputs = CreditInputs(batch.mask, batch.old_logp.exp(), hidden)
+                turn_rewards, turn_mask, turn_index = turn_tensors(rollouts, batch.ids.shape[1])
+                credit_inputs = CreditInputs(
+                    batch.mask,
+                    batch.old_logp.exp(),
+                    hidden,
+                    group_size=config.rollout.group_size,
+                    turn_rewards=turn_rewards.to(device),
+                    turn_mask=turn_mask.to(device),
+                    turn_index=turn_index.to(device),
+                )
                 batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
                 update_generator = torch.Generator().manual_seed(
                     _seed(config.run.seed, step, 1 << 20)
@@ -238,8 +257,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             metrics: dict[str, Any] = rollout_metrics(all_stats)
             for key in counts:
                 metrics[key] = sum(c[key] for _, c, _ in gathered)
-            for key in stats:
-                values = [v for _, _, s in gathered for v in s[key]]
+            for key in sorted({k for _, _, s in gathered for k in s}):
+                values = [v for _, _, s in gathered for v in s.get(key, [])]
                 metrics[key] = float(np.mean(values)) if values else float("nan")
             metrics["lr"] = state.scheduler.get_last_lr()[0]
             for env_id, curriculum in sorted(state.curricula.items()):

@@ -7,7 +7,9 @@ turns (padded across the batch) and ``N = B * G`` rollouts stored group by group
     turn_adv  = turn_advantages(turn_rewards[N, U], turn_mask[N, U], group_size=G, config)
     token_adv = turns_to_tokens(turn_adv[N, U], turn_index[N, T])    # (N, T)
 
-``token_adv`` then goes through ``TOKEN_CREDIT`` like any per-token advantage.
+``token_adv`` then goes through ``TOKEN_CREDIT`` like any per-token advantage; in a scenario,
+``algorithm.token_credit: {name: turn, params: {gamma: ...}}`` runs both steps
+(:class:`rlvr.training.credit.TurnCredit`).
 
 The estimator (group-normalised discounted returns-to-go, a reconstruction: no paper's code
 was followed) is, for rollout ``i`` of group ``g`` and valid turn ``u``::

@@ -47,6 +47,8 @@ class MathEnv(TextEnv):
     :func:`rlvr.rewards.math.check_math_reply`: exact and numeric fast paths, then math-verify
     with a hard time bound), else 0.0. ``reward_components``: ``answer`` (the same 0/1) and
     ``format`` (1.0 when the reply held exactly one boxed answer, or several equal ones).
+    ``info["answer"]``: the boxed answer the verifier judged (absent when there was none, or
+    the reply hedged), for label-free rewards that compare a group's answers.
 
     **Episode end.** Terminated on a correct answer, or on a wrong one when no attempt is
     left (``max_turns`` attempts, default 1 = single-shot). A reply that cannot be read
@@ -183,6 +185,7 @@ class MathEnv(TextEnv):
             verification=f"{verdict.status}: {verdict.detail}",
             feedback=self._feedback(verdict),
             reference=gold,
+            answer=verdict.answer,
         )
         closing = "Correct." if correct else f"Not correct. The expected answer was {gold}."
         return Reply(observation=closing, reward=outcome.reward, terminated=True, outcome=outcome)

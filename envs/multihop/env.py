@@ -100,7 +100,8 @@ class MultiHopEnv(TextEnv):
     context; the reward
     is 0 when the outcome is 0, else ``(1 - rubric_weight) * outcome + rubric_weight * rubric``.
     ``reward_components``: ``outcome`` and ``rubric``. Hedged (several ``Answer:`` lines),
-    empty or missing answers score 0.
+    empty or missing answers score 0. ``info["answer"]``: the extracted final answer (absent
+    when there was none or it hedged).
 
     **Episode end.** Context mode: terminated after the first reply (single shot; an
     unreadable reply counts as a wrong answer). Search mode: terminated by the ``answer`` call;
@@ -347,6 +348,7 @@ class MultiHopEnv(TextEnv):
             verification=self._verification(score, note),
             feedback=self._feedback(score),
             reference=self.reference_solution(),
+            answer=score.extracted.answer if score.extracted.status == "ok" else None,
         )
         closing = (
             "Correct." if outcome.success else f"Not correct. The answer was {self.task.answer}."
