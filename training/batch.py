@@ -55,6 +55,15 @@ def group_rewards(
     return returns.unsqueeze(-1)
 
 
+def distinct_advantages(advantages: Tensor) -> float:
+    """Mean number of distinct advantage values per group: (B, G) -> float (values equal to
+    1e-6 count as one). GDPO's measure of how much a reward combination keeps apart."""
+    if advantages.numel() == 0:
+        return float("nan")
+    rounded = torch.round(advantages * 1e6)
+    return float(sum(len(torch.unique(row)) for row in rounded) / advantages.shape[0])
+
+
 def build_batch(rollouts: Sequence[Rollout], advantages: Tensor, pad_id: int) -> TrainBatch:
     """Pad rollouts into a :class:`TrainBatch` (on the CPU; move with :func:`to_device`)."""
     width = max(len(r.ids) for r in rollouts)

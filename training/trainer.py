@@ -38,6 +38,7 @@ from rlvr.training.advantages import ADVANTAGES
 from rlvr.training.batch import (
     RolloutStats,
     build_batch,
+    distinct_advantages,
     rollout_metrics,
     to_device,
     turn_tensors,
@@ -153,15 +154,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
             timer = time.perf_counter()
             # (B, G, K) from the sources, at the rollout-time weights (before the update)
             mixed = state.rewards(RewardContext(groups, overlong, policy_view))
-            advantages = (
-                estimate_advantages(mixed.rewards, mixed.weights).reshape(-1)
-                if groups
-                else torch.zeros(0)
+            group_advantages = (
+                estimate_advantages(mixed.rewards, mixed.weights) if groups else torch.zeros(0, 1)
             )
+            advantages = group_advantages.reshape(-1)
 
             # 3. policy update: every process takes the same number of optimizer steps
             stats: dict[str, list[float]] = {
                 **mixed.metrics,
+                "advantage_distinct": [distinct_advantages(group_advantages)] if groups else [],
                 "loss": [],
                 "kl": [],
                 "entropy": [],
