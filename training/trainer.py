@@ -36,7 +36,9 @@ from rlvr.training.advantages import ADVANTAGES
 from rlvr.training.batch import RolloutStats, build_batch, group_rewards, rollout_metrics, to_device
 from rlvr.training.config import TrainConfig
 from rlvr.training.credit import TOKEN_CREDIT, CreditInputs
+from rlvr.training.distill_objectives import build_distiller
 from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
+from rlvr.training.horizons import HORIZONS, HorizonConfig
 from rlvr.training.losses import (
     AGGREGATIONS,
     KL_ESTIMATORS,
@@ -44,7 +46,7 @@ from rlvr.training.losses import (
     AggregationContext,
     ClipConfig,
 )
-from rlvr.training.policy import last_hidden_states, sequence_logprobs
+from rlvr.training.policy import last_hidden_states, token_scores
 from rlvr.training.regularizers import REGULARIZERS, RegularizerInputs
 from rlvr.training.rollout import GroupSpec, RolloutGroup
 from rlvr.training.run import RunState, finish_run, save_state, start_run
@@ -77,8 +79,11 @@ def _group_specs(state: RunState, step: int, round_: int, count: int) -> list[Gr
     return specs
 
 
-def _collect(state: RunState, step: int) -> tuple[list[RolloutGroup], dict[str, float]]:
-    """This process's groups for the step, failed and filtered groups dropped."""
+def _collect(
+    state: RunState, step: int, max_new_tokens: int
+) -> tuple[list[RolloutGroup], dict[str, float]]:
+    """This process's groups for the step (``max_new_tokens`` per turn), failed and filtered
+    groups dropped."""
     config = state.config
     wanted = config.rollout.prompts_per_step // state.dist.world_size
     keep_group = GROUP_FILTERS.get(config.rollout.group_filter)
@@ -88,7 +93,8 @@ def _collect(state: RunState, step: int) -> tuple[list[RolloutGroup], dict[str, 
         generator = torch.Generator().manual_seed(
             _seed(config.run.seed, step, state.dist.rank, round_)
         )
-        groups = state.collector.collect(_group_specs(state, step, round_, wanted), generator)
+        specs = _group_specs(state, step, round_, wanted)
+        groups = state.collector.collect(specs, generator, max_new_tokens=max_new_tokens)
         counts["sampling_rounds"] += 1
         failed = [g for g in groups if g.failed]
         state.report_failures(step, failed)
@@ -115,6 +121,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     credit = TOKEN_CREDIT.get(algo.token_credit.name)(**algo.token_credit.params)
     regularize = REGULARIZERS.get(algo.regularizer.name)(**algo.regularizer.params)
     clip = ClipConfig(algo.eps_low, algo.eps_high, algo.delta)
+    horizon_schedule = HORIZONS.get(config.distill.horizon.name)
+    horizon_config = HorizonConfig(**config.distill.horizon.params)
     temperature = config.rollout.temperature
     device, info = state.device, state.dist
     progress = tqdm(
@@ -127,12 +135,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
     state.policy.model.train()  # the same mode fresh, resumed, with or without warm-up
     try:
+        distiller = build_distiller(config, state.policy)  # objective none: no teacher
         for step in progress:
             step_number = step + 1
             timer = time.perf_counter()
 
-            # 1. rollouts
-            groups, counts = _collect(state, step)
+            # 1. rollouts, each turn cut at the step's horizon (rollout.max_new_tokens unless a
+            # TOPD/POPD schedule shortens it)
+            horizon = horizon_schedule(
+                step, config.run.steps, config.rollout.max_new_tokens, horizon_config
+            )
+            groups, counts = _collect(state, step, horizon)
             rollouts = [r for g in groups for r in g.rollouts]
             rollout_time = time.perf_counter() - timer
 
@@ -157,10 +170,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "entropy": [],
                 "clip_fraction": [],
                 "grad_norm": [],
+                "distill/advantage": [],
+                "distill/loss": [],
+                "distill/context": [],
             }
             minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
             if minibatches > 0:
-                batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
+                batch = build_batch(rollouts, advantages, state.policy.pad_id)
+                batch = to_device(distiller.with_teacher_inputs(batch, rollouts), device)
                 ref_logp = state.reference_logprobs(batch, temperature)
                 # per-token credit, from the rollout-time weights (DelTA needs their hidden states)
                 hidden = (
@@ -170,6 +187,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 )
                 credit_inputs = CreditInputs(batch.mask, batch.old_logp.exp(), hidden)
                 batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
+                # reward_weight * A_env + coef * A_distill (OPD: the teacher scores the batch)
+                batch, distill_metrics = distiller.advantages(batch)
+                for key, value in distill_metrics.items():
+                    stats[key].append(value)
                 update_generator = torch.Generator().manual_seed(
                     _seed(config.run.seed, step, 1 << 20)
                 )
@@ -183,9 +204,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             global_active_tokens=tokens,
                             world_size=info.world_size,
                         )
-                        logp, entropy = sequence_logprobs(
-                            state.trainable, part.ids, part.attention, temperature, mask=part.mask
+                        scores = token_scores(
+                            state.trainable,
+                            part.ids,
+                            part.attention,
+                            temperature,
+                            mask=part.mask,
+                            logits=distiller.needs_logits,
                         )
+                        logp, entropy = scores.logp, scores.entropy
                         loss_tokens, clipped = policy_loss(
                             logp, part.old_logp, part.advantages, part.mask, clip
                         )
@@ -205,6 +232,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                                 update_generator,
                             ),
                         )
+                        # + coef * L_distill (DistIL forward CE, SDPO reverse KL; 0 otherwise)
+                        loss_tokens, distill_loss = distiller.loss_tokens(loss_tokens, part, scores)
                         loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
                         state.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -225,6 +254,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             float((clipped.float() * part.mask).sum() / active)
                         )
                         stats["grad_norm"].append(float(grad_norm))
+                        stats["distill/loss"].append(distill_loss)
                 state.sync_weights()
             update_time = time.perf_counter() - timer
 
@@ -242,6 +272,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 values = [v for _, _, s in gathered for v in s[key]]
                 metrics[key] = float(np.mean(values)) if values else float("nan")
             metrics["lr"] = state.scheduler.get_last_lr()[0]
+            metrics["distill/horizon"] = horizon
+            metrics["generated_tokens"] = sum(s.completion_tokens for s in all_stats)
             for env_id, curriculum in sorted(state.curricula.items()):
                 metrics[f"env/{env_id}/curriculum_high"] = curriculum.state.high
             metrics["time/rollout"] = rollout_time
