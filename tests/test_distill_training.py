@@ -14,6 +14,7 @@ import torch
 
 import rlvr
 from rlvr.agents.tiny import ensure_tiny_model
+from rlvr.envs.spaces import UnicodeText
 from rlvr.envs.types import Message
 from rlvr.training.batch import TrainBatch, build_batch
 from rlvr.training.config import ConfigError, ModelConfig, TinyModelConfig, load_config
@@ -248,3 +249,189 @@ def test_a_horizon_generates_fewer_tokens(policy: Policy) -> None:
     first = full[0].rollouts[0]
     start = first.policy_mask.index(1)
     assert cut[0].rollouts[0].ids[: start + 3] == first.ids[: start + 3]
+
+
+class FeedbackParityEnv(gym.Env[str, str]):
+    """Pays 1 for a reply of even length and says how long the reply was (its feedback)."""
+
+    observation_space = UnicodeText(100)
+    action_space = UnicodeText(10_000)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        return "Reply with an even number of characters.", {"system_prompt": "", "role": "user"}
+
+    def step(self, action: str) -> Any:
+        win = len(action) % 2 == 0
+        info = {
+            "success": win,
+            "reward_components": {"even": float(win)},
+            "feedback": f"The reply had {len(action)} characters; an even number wins.",
+            "reference": "ab",
+        }
+        return "ok", float(win), True, False, info
+
+
+gym.register("test/FeedbackParity-v0", entry_point=FeedbackParityEnv)
+
+SCENARIO = {
+    "model": {"name": "tiny", "tiny": SMALL},
+    "envs": [{"id": "test/FeedbackParity-v0"}],
+    "sft": {"steps": 0},
+    "rollout": {"group_size": 2, "prompts_per_step": 2, "max_new_tokens": 8},
+    "algorithm": {"lr": 1e-3, "updates_per_batch": 2, "minibatches": 2},
+    "eval": {"episodes": 0},
+    "run": {"steps": 2, "progress": False, "tensorboard": False, "plots": False},
+}
+
+
+def _scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(json.dumps(SCENARIO), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def _train(tmp_path: Path, name: str, *overrides: str) -> tuple[list[dict[str, Any]], Path]:
+    from rlvr.training.trainer import train
+
+    run = tmp_path / name
+    train(load_config(_scenario(tmp_path), [f"run.output_dir={run}", *overrides]))
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines], run
+
+
+def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(run / "checkpoints" / f"step-{step:06d}" / "model" / "model.safetensors")
+
+
+def _teacher_path() -> str:
+    return str(ensure_tiny_model(seed=3, **SMALL))
+
+
+@pytest.mark.parametrize(
+    ("objective", "extra", "metric"),
+    [
+        ("opd", ["distill.teacher={teacher}"], "distill/advantage"),
+        ("forward_ce", ["distill.context=feedback"], "distill/loss"),
+        ("forward_ce_topk", ["distill.context=reference", "distill.topk=5"], "distill/loss"),
+        ("reverse_kl_sampled", ["distill.context=feedback"], "distill/loss"),
+    ],
+)
+def test_pure_distillation_trains_the_policy(
+    tmp_path: Path, objective: str, extra: list[str], metric: str
+) -> None:
+    overrides = [f"distill.objective={objective}", "distill.reward_weight=0"]
+    overrides += [item.format(teacher=_teacher_path()) for item in extra]
+    records, run = _train(tmp_path, objective, *overrides)
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(r[metric] != 0 for r in records) and all(r["grad_norm"] > 0 for r in records)
+    assert all(r["distill/context"] == 1.0 for r in records)  # every episode had feedback
+    before, after = _weights(run, 0), _weights(run, 2)
+    assert any(not torch.equal(before[key], after[key]) for key in before)
+
+
+def test_objective_none_is_the_plain_trainer_bit_for_bit(tmp_path: Path, monkeypatch: Any) -> None:
+    """The default run equals a run whose loop never touches advantages or loss for
+    distillation (a pass-through stands in for the distiller), weights bit for bit."""
+    default, run = _train(tmp_path, "default")
+    assert 0 < default[0]["reward"] < 1 and default[0]["loss"] != 0  # real gradients
+
+    class PassThrough:
+        needs_logits = False
+
+        def with_teacher_inputs(self, batch: TrainBatch, rollouts: Any) -> TrainBatch:
+            return batch
+
+        def advantages(self, batch: TrainBatch) -> tuple[TrainBatch, dict[str, float]]:
+            return batch, {}
+
+        def loss_tokens(self, loss: torch.Tensor, part: Any, scores: Any) -> tuple[Any, float]:
+            return loss, 0.0
+
+    import rlvr.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "build_distiller", lambda config, policy: PassThrough())
+    plain, plain_run = _train(tmp_path, "plain")
+    assert [r["loss"] for r in plain] == [r["loss"] for r in default]
+    ours, theirs = _weights(run, 2), _weights(plain_run, 2)
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_the_horizon_schedule_sets_each_steps_budget(tmp_path: Path) -> None:
+    common = [
+        "distill.objective=opd",
+        f"distill.teacher={_teacher_path()}",
+        "distill.reward_weight=0",
+        "rollout.ignore_eos=true",  # every reply runs to its budget
+        "run.steps=3",
+    ]
+    full, _ = _train(tmp_path, "full", *common)
+    assert [r["distill/horizon"] for r in full] == [8, 8, 8]
+    assert [r["generated_tokens"] for r in full] == [32, 32, 32]  # 4 rollouts x 8 tokens
+    topd, _ = _train(
+        tmp_path, "topd", *common, "distill.horizon={name: truncated, params: {fraction: 0.25}}"
+    )
+    assert [r["distill/horizon"] for r in topd] == [2, 2, 2]
+    assert [r["generated_tokens"] for r in topd] == [8, 8, 8]
+    popd, _ = _train(
+        tmp_path,
+        "popd",
+        *common,
+        "distill.horizon={name: doubling, params: {initial_fraction: 0.25, ramp_fraction: 1.0}}",
+    )
+    # H_0 = 2, two doublings over 3 steps: stage floor(step * 2 / 3) -> 2, 2, 4
+    assert [r["distill/horizon"] for r in popd] == [2, 2, 4]
+    assert [r["generated_tokens"] for r in popd] == [8, 8, 16]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["distill.objective=magic"], "unknown distillation objective 'magic'; known:"),
+        (["distill.reward_weight=0"], "reward_weight 0 (pure distillation) needs an objective"),
+        (["distill.reward_weight=0.5"], "reward_weight weighs rewards against an objective"),
+        (["distill.context=feedback"], "teacher and context are unused with objective none"),
+        (["distill.objective=opd"], "teacher self with context none is the student itself"),
+        (
+            ["distill.objective=opd", "distill.context=feedback", "distill.coef=0"],
+            "distill.coef: Input should be greater than 0",
+        ),
+        (
+            [
+                "distill.objective=forward_ce",
+                "distill.context=feedback",
+                "distill.horizon={name: truncated}",
+            ],
+            "horizon truncated cuts replies short",
+        ),
+        (["distill.horizon={name: spiral}"], "unknown horizon schedule 'spiral'"),
+        (
+            ["distill.horizon={name: truncated, params: {fraction: 2}}"],
+            "distill.horizon: horizon fraction must be in (0, 1], got 2",
+        ),
+        (
+            [
+                "distill.objective=opd",
+                "distill.context=feedback",
+                "distill.reward_weight=0",
+                "rollout.group_filter=informative",
+            ],
+            "reward_weight 0 ignores rewards, so rollout.group_filter must be all",
+        ),
+        (["distill.context=hint"], "distill.context: Input should be 'none', 'feedback'"),
+    ],
+)
+def test_bad_distill_sections_are_one_line_config_errors(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_scenario(tmp_path), overrides)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["opd", "topd", "popd", "distil", "sdpo"])
+def test_distillation_scenarios_validate(name: str) -> None:
+    config = load_config(ROOT / "scenarios" / f"{name}.yaml")
+    assert config.distill.objective != "none"
