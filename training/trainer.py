@@ -1,22 +1,27 @@
 """The training loop: rollouts in groups -> rewards -> advantages -> loss -> optimizer step.
 
 :func:`train` reads top to bottom. Techniques are looked up by name once (advantage estimator,
-policy loss, aggregation, KL estimator, group filter) and called; the loop never asks which one
-it has. Setup that is not the loop itself (loading, warm-up, evaluation, checkpoint state)
-lives in :mod:`rlvr.training.run`.
+policy loss, aggregation, KL estimator, group filter, distillation objective and horizon) and
+called; the loop never asks which one it has. Setup that is not the loop itself (loading,
+warm-up, evaluation, checkpoint state) lives in :mod:`rlvr.training.run`.
 
 One step, per process (under ``torchrun`` each process plays ``prompts_per_step / N`` groups):
 
 1. draw group specs from generators seeded by ``(seed, step, rank)``; collect the groups
-   (:class:`~rlvr.training.rollout.RolloutCollector`); drop groups whose env failed (logged)
+   (:class:`~rlvr.training.rollout.RolloutCollector`), each turn cut at the step's horizon
+   (``distill.horizon``; ``full`` keeps ``rollout.max_new_tokens``); drop groups whose env
+   failed (logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
 2. rewards ``(B, G, 1)`` with the overlong penalty -> advantages ``(B, G)`` -> per-token
-   credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta`` is DelTA);
+   credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta`` is DelTA)
+   -> ``reward_weight * A + coef * A_distill`` (``distill.objective``: the OPD advantage, or
+   zero);
 3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
    tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
    ``beta`` times the KL estimate to the reference, rewritten by ``algorithm.regularizer``
-   (``kl_cov``, ``clip_cov``), aggregated over the policy tokens;
+   (``kl_cov``, ``clip_cov``), plus ``coef`` times the distillation loss (DistIL forward CE,
+   the SDPO reverse KL, or zero), aggregated over the policy tokens;
 4. ``state.sync_weights()``: the rollout sampler gets the new weights (a push to the
    inference server with ``rollout.backend: openai``, nothing for the in-process sampler);
 5. curricula, metrics, samples, checkpoint.
