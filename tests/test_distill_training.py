@@ -172,6 +172,25 @@ def test_feedback_context_shifts_the_student_tokens(policy: Policy) -> None:
     assert (scores.valid[1] == 0).all() and (scores.logp[1] == 0).all()  # no feedback: no term
 
 
+def test_multi_turn_rollouts_keep_every_sampled_id_after_the_feedback(policy: Policy) -> None:
+    rollouts = _rollouts(policy)
+    assert any(r.feedback and r.turns == 2 for r in rollouts)
+    inputs = teacher_inputs(rollouts, policy.chat, "feedback", policy.pad_id)
+    for row, rollout in enumerate(rollouts):
+        prompt = rollout.policy_mask.index(1)
+        shift = int(inputs.shift[row])
+        length = len(rollout.ids) + shift
+        assert int(inputs.attention[row].sum()) == length
+        # replies, env messages and glue of every turn, id for id, after the teacher's prefix
+        assert inputs.ids[row, prompt + shift : length].tolist() == list(rollout.ids[prompt:])
+        assert float(inputs.has_context[row]) == float(bool(rollout.feedback))
+        if rollout.feedback:  # the task, then the feedback, before the first reply
+            text = policy.tokenizer.decode(inputs.ids[row, : prompt + shift].tolist())
+            task = rollout.messages[1].content
+            assert rollout.messages[1].role == "user" and rollout.messages[2].role == "assistant"
+            assert 0 <= text.index(task) < text.index(rollout.feedback)
+
+
 def test_the_none_objective_is_an_exact_no_op(policy: Policy) -> None:
     rollouts = _rollouts(policy, max_turns=1)
     distiller = Distiller(NoDistillation(DistillConfig()), NoTeacher())

@@ -85,7 +85,9 @@ class NoDistillation:
 @dataclass(frozen=True)
 class OPDAdvantage:
     """``opd``: the per-token reverse-KL advantage ``A_t = log pi_T(y_t) - log pi_S(y_t)``
-    (detached, discount 0); shapes (N, L-1) -> (N, L-1). No loss term."""
+    (detached, discount 0; Thinking Machines, "On-Policy Distillation", 2025, read from the
+    post: ``log pi_S`` is the sampler's log-prob, ``old_logp``). Shapes: ``old_logp`` (N, L-1)
+    and the teacher's log-probs of the same tokens (N, L-1) -> (N, L-1). No loss term."""
 
     config: DistillConfig
     uses_teacher: bool = True
@@ -101,7 +103,9 @@ class OPDAdvantage:
 
 @dataclass(frozen=True)
 class DistillationLossTerm:
-    """A ``DISTILLATION_LOSSES`` entry on the student's and the teacher's logits at the
+    """A ``DISTILLATION_LOSSES`` entry (DistIL forward CE, arXiv 2606.05152, objective from
+    the project page, top-k variant reconstructed; SDPO sampled-token reverse KL, arXiv
+    2601.20802, read from TRL) on the student's and the teacher's tempered logits at the
     student's states: (n, L-1-first, V) twice -> loss (n, L-1), zero before ``first``."""
 
     config: DistillConfig
@@ -113,10 +117,9 @@ class DistillationLossTerm:
         return torch.zeros_like(batch.mask)
 
     def loss(self, part: TrainBatch, student: TokenScores, teacher: TeacherModel) -> Tensor:
-        if student.logits is None:
-            raise ValueError("the distillation losses need the student's logits")
         scores = teacher.scores(part, student.first, logits=True)
-        assert scores.logits is not None
+        if student.logits is None or scores.logits is None:
+            raise ValueError("the distillation losses need the student's and teacher's logits")
         first = student.first
         mask = (part.mask * scores.valid)[:, first:]
         tokens = part.ids[:, first + 1 :]
