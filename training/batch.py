@@ -14,6 +14,35 @@ from rlvr.training.sampling import overlong_penalty
 
 
 @dataclass(frozen=True)
+class TeacherInputs:
+    """The distillation teacher's sequences for the rows of a :class:`TrainBatch` (built by
+    :func:`rlvr.training.teacher.teacher_inputs`): a context prefix, then exactly the
+    student's ids from its first sampled token on. The teacher's target ``t + shift[i]``
+    scores the same token as the student's target ``t``."""
+
+    ids: Tensor  # (N, W) long, right-padded
+    attention: Tensor  # (N, W) long
+    shift: Tensor  # (N,) long: teacher prefix length minus student prompt length
+    start: Tensor  # (N,) long: the student's target position of its first sampled token
+    has_context: Tensor  # (N,) float: 0 where the rollout had no feedback for the teacher
+
+    def select(self, index: Tensor) -> TeacherInputs:
+        """The rows ``index``, trimmed to their longest sequence."""
+        width = int(self.attention[index].sum(-1).max())
+        return TeacherInputs(
+            self.ids[index, :width],
+            self.attention[index, :width],
+            self.shift[index],
+            self.start[index],
+            self.has_context[index],
+        )
+
+    def to(self, device: torch.device) -> TeacherInputs:
+        tensors = (self.ids, self.attention, self.shift, self.start, self.has_context)
+        return TeacherInputs(*(t.to(device) for t in tensors))
+
+
+@dataclass(frozen=True)
 class TrainBatch:
     """Right-padded sequences; every ``(N, L-1)`` tensor is aligned with the targets
     ``ids[:, 1:]`` (position ``t`` scores token ``t + 1``)."""
@@ -23,6 +52,8 @@ class TrainBatch:
     mask: Tensor  # (N, L-1) float: 1 on policy-generated targets
     old_logp: Tensor  # (N, L-1) float
     advantages: Tensor  # (N,) float, or (N, L-1) per token after token credit
+    teacher: TeacherInputs | None = None
+    """The distillation teacher's inputs for the same rows; ``None`` without a teacher."""
 
     def select(self, index: Tensor) -> TrainBatch:
         """The rows ``index``, trimmed to their longest sequence."""
@@ -36,6 +67,7 @@ class TrainBatch:
             self.mask[index, : width - 1],
             self.old_logp[index, : width - 1],
             advantages,
+            None if self.teacher is None else self.teacher.select(index),
         )
 
     def __len__(self) -> int:
@@ -100,10 +132,12 @@ def turn_tensors(rollouts: Sequence[Rollout], width: int) -> tuple[Tensor, Tenso
 
 def to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
     return TrainBatch(
-        *(
-            t.to(device)
-            for t in (batch.ids, batch.attention, batch.mask, batch.old_logp, batch.advantages)
-        )
+        batch.ids.to(device),
+        batch.attention.to(device),
+        batch.mask.to(device),
+        batch.old_logp.to(device),
+        batch.advantages.to(device),
+        None if batch.teacher is None else batch.teacher.to(device),
     )
 
 

@@ -1,9 +1,10 @@
 """Scenario files: a whole training run described in YAML, validated before any compute starts.
 
 A scenario is a YAML mapping whose fields are those of :class:`TrainConfig` (nested sections
-``model``, ``envs``, ``rollout``, ``algorithm``, ``sft``, ``eval``, ``run``). Every field can be
-overridden on the command line as ``key.subkey=value`` (``envs.0.weight=2``); values are parsed
-as YAML, so ``algorithm.beta=0.04`` is a float and ``sft.data=null`` is ``None``.
+``model``, ``envs``, ``rollout``, ``algorithm``, ``sft``, ``distill``, ``eval``, ``run``).
+Every field can be overridden on the command line as ``key.subkey=value``
+(``envs.0.weight=2``); values are parsed as YAML, so ``algorithm.beta=0.04`` is a float and
+``sft.data=null`` is ``None``.
 
 Validation is strict (pydantic models with ``extra="forbid"`` and strict types): an unknown key,
 a technique name no registry knows, a wrong type or an impossible setting is one
@@ -31,6 +32,7 @@ from pydantic import (
 )
 
 from rlvr.training.advantages import ADVANTAGES
+from rlvr.training.horizons import HORIZONS, HorizonConfig
 from rlvr.training.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 from rlvr.training.sampling import GROUP_FILTERS
 
@@ -316,6 +318,75 @@ _NAMED_TECHNIQUES: dict[str, Any] = {
 """The registry each technique-name field of :class:`AlgorithmConfig` is looked up in."""
 
 
+class DistillationConfig(_Section):
+    """On-policy distillation (OPD, TOPD/POPD horizons) and DistIL; see docs/distillation.md.
+
+    The step's advantages are ``reward_weight * A_env + coef * A_distill`` and its per-token
+    loss gets ``+ coef * L_distill``; each objective supplies one of the two terms (the other
+    is zero). ``objective: none`` (the default) loads no teacher and changes nothing.
+    """
+
+    objective: str = "none"
+    """From ``DISTILL_OBJECTIVES``: ``none``, ``opd`` (per-token reverse-KL advantage),
+    ``forward_ce`` / ``forward_ce_topk`` (DistIL losses), ``reverse_kl_sampled`` (SDPO-style
+    self-distillation baseline)."""
+    teacher: str = "self"
+    """``self``: the policy itself under stop-gradient; otherwise a local directory or hub id
+    loaded like ``model.name`` (frozen, eval mode), which must share the policy's tokenizer."""
+    context: Literal["none", "feedback", "reference"] = "none"
+    """What the teacher sees besides the student's prompt: nothing, the env's
+    ``info["feedback"]``, or the feedback and ``info["reference"]``."""
+    coef: float = Field(1.0, gt=0.0)
+    """Weight of the distillation term (the OPD advantage or the distillation loss)."""
+    reward_weight: float = Field(1.0, ge=0.0)
+    """Weight of the env-reward advantage; 0 is pure distillation (no reward used)."""
+    topk: int = Field(20, ge=1)
+    """``forward_ce_topk``: the teacher's most likely tokens that carry the loss."""
+    horizon: TechniqueChoice = TechniqueChoice(name="full")
+    """From ``HORIZONS`` (``full``, ``truncated`` = TOPD, ``doubling`` / ``linear`` = POPD),
+    with ``HorizonConfig`` parameters: the step's per-turn token budget, a fraction of
+    ``rollout.max_new_tokens``."""
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, name: str) -> str:
+        from rlvr.training.distill_objectives import DISTILL_OBJECTIVES
+
+        DISTILL_OBJECTIVES.get(name)
+        return name
+
+    @field_validator("horizon")
+    @classmethod
+    def _known_horizon(cls, choice: TechniqueChoice) -> TechniqueChoice:
+        HORIZONS.get(choice.name)
+        try:
+            HorizonConfig(**choice.params)
+        except TypeError as error:
+            raise ValueError(f"bad parameters for horizon {choice.name!r}: {error}") from None
+        return choice
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> DistillationConfig:
+        if self.objective == "none":
+            if self.reward_weight == 0:
+                raise ValueError("reward_weight 0 (pure distillation) needs an objective")
+            if self.reward_weight != 1:
+                raise ValueError("reward_weight weighs rewards against an objective: 1 with none")
+            if self.teacher != "self" or self.context != "none":
+                raise ValueError("teacher and context are unused with objective none")
+        elif self.teacher == "self" and self.context == "none":
+            raise ValueError(
+                "teacher self with context none is the student itself (a zero signal): give "
+                "the teacher feedback or reference context, or a teacher model"
+            )
+        if self.horizon.name != "full" and self.reward_weight > 0:
+            raise ValueError(
+                f"horizon {self.horizon.name} cuts replies short, so env rewards would score "
+                "cut replies: set reward_weight to 0"
+            )
+        return self
+
+
 class SFTConfig(_Section):
     """Supervised warm-up before RL, on scripted-solver transcripts or a JSONL of chats."""
 
@@ -375,6 +446,7 @@ class TrainConfig(_Section):
     rollout: RolloutConfig = RolloutConfig()
     algorithm: AlgorithmConfig = AlgorithmConfig()
     sft: SFTConfig = SFTConfig()
+    distill: DistillationConfig = DistillationConfig()
     eval: EvalConfig = EvalConfig()
     run: RunConfig = RunConfig()
 
@@ -406,6 +478,10 @@ class TrainConfig(_Section):
         tiny = self.model.tiny
         if tiny.hidden_size % tiny.num_heads:
             raise ValueError("model.tiny.hidden_size must be a multiple of model.tiny.num_heads")
+        if self.distill.reward_weight == 0 and rollout.group_filter != "all":
+            raise ValueError(
+                "distill.reward_weight 0 ignores rewards, so rollout.group_filter must be all"
+            )
         ids = [env.id for env in self.envs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"envs lists an id twice: {ids}")

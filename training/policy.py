@@ -6,8 +6,10 @@ or local directory is loaded. ``model.lora`` wraps the model with ``peft`` LoRA 
 frozen reference policy is then the same weights with the adapters switched off, so a KL
 penalty costs no second copy of the model.
 
-:func:`sequence_logprobs` is the one forward pass the loss needs: per-token log-probs of the
-sampled ids under the temperature-scaled policy (as the rollout recorded them) and entropies.
+:func:`token_scores` is the one forward pass the loss needs: per-token log-probs of the
+sampled ids under the temperature-scaled policy (as the rollout recorded them), entropies and,
+for the distillation losses, the tempered logits (:func:`sequence_logprobs` returns the first
+two).
 """
 
 from __future__ import annotations
@@ -142,6 +144,61 @@ class Reference:
         self._copy.load_state_dict(saved.state_dict())
 
 
+@dataclass(frozen=True)
+class TokenScores:
+    """What one forward pass of the policy gives the loss, aligned with the targets
+    ``ids[:, 1:]`` (position ``t`` scores ``ids[:, t + 1]``)."""
+
+    logp: Tensor
+    """(N, L-1) log-probs of the next tokens under the tempered policy; 0 before ``first``."""
+    entropy: Tensor | None
+    """(N, L-1) entropies of the next-token distributions (no gradient); 0 before ``first``."""
+    logits: Tensor | None
+    """(N, L-1-first, V) tempered float32 logits of positions ``first .. L-2`` (with
+    gradient), kept only when asked for (the distillation losses need them)."""
+    first: int
+    """The first position scored: positions before it (prompts) were skipped."""
+
+
+def token_scores(
+    model: Any,
+    ids: Tensor,
+    attention: Tensor,
+    temperature: float,
+    *,
+    entropy: bool = True,
+    mask: Tensor | None = None,
+    logits: bool = False,
+) -> TokenScores:
+    """Log-probs of each next token, entropies and (when ``logits``) the tempered logits.
+
+    ``ids`` (N, L) right-padded with ``attention`` (N, L) -> ``logp`` (N, L-1) where
+    ``logp[:, t] = log softmax(logits[:, t] / temperature)[ids[:, t + 1]]``. With ``mask``
+    (N, L-1), the LM head and softmax run only from the first masked-in target on
+    (``logits_to_keep``); earlier positions (prompts) are returned as 0. Without ``logits``
+    the (N, L-1, V) logits are freed as soon as the log-probs are gathered.
+    """
+    width = ids.shape[1] - 1
+    first = 0
+    if mask is not None and bool(mask.any()):
+        first = int(mask.any(0).nonzero()[0])
+    keep = width - first + 1  # logits of positions first .. L-1; the last predicts past the end
+    out = model(input_ids=ids, attention_mask=attention, logits_to_keep=keep)
+    scaled = out.logits[:, :-1, :].float()
+    if temperature != 1.0:
+        scaled = scaled / temperature
+    logp_all = torch.log_softmax(scaled, dim=-1)  # (N, L-1-first, V)
+    logp = logp_all.gather(-1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if entropy:
+        with torch.no_grad():
+            ent = -(logp_all.exp() * logp_all).sum(-1)
+    if first:
+        logp = torch.nn.functional.pad(logp, (first, 0))
+        ent = None if ent is None else torch.nn.functional.pad(ent, (first, 0))
+    return TokenScores(logp, ent, scaled if logits else None, first)
+
+
 def sequence_logprobs(
     model: Any,
     ids: Tensor,
@@ -151,33 +208,11 @@ def sequence_logprobs(
     entropy: bool = True,
     mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Log-probs of each next token and the entropies of the next-token distributions.
-
-    ``ids`` (N, L) right-padded with ``attention`` (N, L) -> ``logp`` (N, L-1) where
-    ``logp[:, t] = log softmax(logits[:, t] / temperature)[ids[:, t + 1]]``, and the
-    entropies (N, L-1) (no gradient) when ``entropy``. With ``mask`` (N, L-1), the LM head
-    and softmax run only from the first masked-in target on (``logits_to_keep``); earlier
-    positions (prompts) are returned as 0.
-    """
-    width = ids.shape[1] - 1
-    first = 0
-    if mask is not None and bool(mask.any()):
-        first = int(mask.any(0).nonzero()[0])
-    keep = width - first + 1  # logits of positions first .. L-1; the last predicts past the end
-    out = model(input_ids=ids, attention_mask=attention, logits_to_keep=keep)
-    logits = out.logits[:, :-1, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)  # (N, L-1-first, V)
-    logp = logp_all.gather(-1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1)
-    ent = None
-    if entropy:
-        with torch.no_grad():
-            ent = -(logp_all.exp() * logp_all).sum(-1)
-    if first:
-        logp = torch.nn.functional.pad(logp, (first, 0))
-        ent = None if ent is None else torch.nn.functional.pad(ent, (first, 0))
-    return logp, ent
+    """``(logp, entropy)`` of :func:`token_scores`, both (N, L-1): the log-probs of each next
+    token and the entropies of the next-token distributions (0 before the first target
+    ``mask`` selects)."""
+    scores = token_scores(model, ids, attention, temperature, entropy=entropy, mask=mask)
+    return scores.logp, scores.entropy
 
 
 @torch.no_grad()

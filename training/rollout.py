@@ -242,8 +242,19 @@ class RolloutCollector:
         self._threads.shutdown(wait=True)
         self.pool.close()
 
-    def collect(self, specs: Sequence[GroupSpec], generator: torch.Generator) -> list[RolloutGroup]:
-        """Play every group to the end; groups come back in the order of ``specs``."""
+    def collect(
+        self,
+        specs: Sequence[GroupSpec],
+        generator: torch.Generator,
+        *,
+        max_new_tokens: int | None = None,
+    ) -> list[RolloutGroup]:
+        """Play every group to the end; groups come back in the order of ``specs``.
+
+        ``max_new_tokens`` overrides the per-turn budget of ``limits`` for this call (the
+        distillation horizon of the step); ``None`` keeps it.
+        """
+        turn_budget = self.limits.max_new_tokens if max_new_tokens is None else max_new_tokens
         episodes = [_Episode(spec) for spec in specs for _ in range(spec.group_size)]
         sampler = self.sampler_factory(
             rows=len(episodes),
@@ -262,7 +273,7 @@ class RolloutCollector:
         was_training = model.training
         model.eval()
         try:
-            self._play(episodes, sampler)
+            self._play(episodes, sampler, turn_budget)
         finally:
             model.train(was_training)
         rollouts = [self._finish(sampler, row, episode) for row, episode in enumerate(episodes)]
@@ -272,7 +283,7 @@ class RolloutCollector:
             start += spec.group_size
         return groups
 
-    def _play(self, episodes: list[_Episode], sampler: Sampler) -> None:
+    def _play(self, episodes: list[_Episode], sampler: Sampler, turn_budget: int) -> None:
         limits = self.limits
         while True:
             live = [row for row in sampler.live if not episodes[row].done]
@@ -280,8 +291,7 @@ class RolloutCollector:
             if not live:
                 return
             budgets = [
-                min(limits.max_new_tokens, limits.max_total_tokens - len(episodes[row].mask))
-                for row in live
+                min(turn_budget, limits.max_total_tokens - len(episodes[row].mask)) for row in live
             ]
             turns = sampler.sample_turn(budgets)
             replies = {row: self._record_turn(episodes[row], turns[row]) for row in live}

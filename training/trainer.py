@@ -2,23 +2,28 @@
 
 :func:`train` reads top to bottom. Techniques are looked up by name once (reward sources,
 advantage estimator, policy loss, aggregation, KL estimator, token credit, regularizer, group
-filter) and called; the loop never asks which one it has. Setup that is not the loop itself
-(loading, warm-up, evaluation, checkpoint state) lives in :mod:`rlvr.training.run`.
+filter, distillation objective and horizon) and called; the loop never asks which one it has.
+Setup that is not the loop itself (loading, warm-up, evaluation, checkpoint state) lives in
+:mod:`rlvr.training.run`.
 
 One step, per process (under ``torchrun`` each process plays ``prompts_per_step / N`` groups):
 
 1. draw group specs from generators seeded by ``(seed, step, rank)``; collect the groups
-   (:class:`~rlvr.training.rollout.RolloutCollector`); drop groups whose env failed (logged)
+   (:class:`~rlvr.training.rollout.RolloutCollector`), each turn cut at the step's horizon
+   (``distill.horizon``; ``full`` keeps ``rollout.max_new_tokens``); drop groups whose env
+   failed (logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
 2. rewards ``(B, G, K)`` from the sources of ``algorithm.rewards`` (default: the env return
    with the overlong penalty, ``K = 1``) and their weights ``(K,)`` -> advantages ``(B, G)``
    -> per-token credit ``(N, T)`` (``algorithm.token_credit``: ``none`` broadcasts, ``delta``
-   is DelTA, ``turn`` replaces them with per-turn advantages);
+   is DelTA, ``turn`` replaces them with per-turn advantages) -> ``reward_weight * A + coef *
+   A_distill`` (``distill.objective``: the OPD advantage, or zero);
 3. ``updates_per_batch`` passes of ``minibatches`` optimizer steps: log-probs of the sampled
    tokens, clipped policy loss with importance ratios against the rollout log-probs, plus
    ``beta`` times the KL estimate to the reference, rewritten by ``algorithm.regularizer``
-   (``kl_cov``, ``clip_cov``), aggregated over the policy tokens;
+   (``kl_cov``, ``clip_cov``), plus ``coef`` times the distillation loss (DistIL forward CE,
+   the SDPO reverse KL, or zero), aggregated over the policy tokens;
 4. ``state.sync_weights()``: the rollout sampler gets the new weights (a push to the
    inference server with ``rollout.backend: openai``, nothing for the in-process sampler);
 5. curricula, metrics, samples, checkpoint.
@@ -45,7 +50,9 @@ from rlvr.training.batch import (
 )
 from rlvr.training.config import TrainConfig
 from rlvr.training.credit import TOKEN_CREDIT, CreditInputs
+from rlvr.training.distill_objectives import build_distiller
 from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
+from rlvr.training.horizons import HORIZONS, HorizonConfig
 from rlvr.training.losses import (
     AGGREGATIONS,
     KL_ESTIMATORS,
@@ -53,7 +60,7 @@ from rlvr.training.losses import (
     AggregationContext,
     ClipConfig,
 )
-from rlvr.training.policy import last_hidden_states, sequence_logprobs
+from rlvr.training.policy import last_hidden_states, token_scores
 from rlvr.training.regularizers import REGULARIZERS, RegularizerInputs
 from rlvr.training.reward_sources import OverlongPenalty, PolicyView, RewardContext
 from rlvr.training.rollout import GroupSpec, RolloutGroup
@@ -87,8 +94,11 @@ def _group_specs(state: RunState, step: int, round_: int, count: int) -> list[Gr
     return specs
 
 
-def _collect(state: RunState, step: int) -> tuple[list[RolloutGroup], dict[str, float]]:
-    """This process's groups for the step, failed and filtered groups dropped."""
+def _collect(
+    state: RunState, step: int, max_new_tokens: int
+) -> tuple[list[RolloutGroup], dict[str, float]]:
+    """This process's groups for the step (``max_new_tokens`` per turn), failed and filtered
+    groups dropped."""
     config = state.config
     wanted = config.rollout.prompts_per_step // state.dist.world_size
     keep_group = GROUP_FILTERS.get(config.rollout.group_filter)
@@ -98,7 +108,8 @@ def _collect(state: RunState, step: int) -> tuple[list[RolloutGroup], dict[str, 
         generator = torch.Generator().manual_seed(
             _seed(config.run.seed, step, state.dist.rank, round_)
         )
-        groups = state.collector.collect(_group_specs(state, step, round_, wanted), generator)
+        specs = _group_specs(state, step, round_, wanted)
+        groups = state.collector.collect(specs, generator, max_new_tokens=max_new_tokens)
         counts["sampling_rounds"] += 1
         failed = [g for g in groups if g.failed]
         state.report_failures(step, failed)
@@ -125,6 +136,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     credit = TOKEN_CREDIT.get(algo.token_credit.name)(**algo.token_credit.params)
     regularize = REGULARIZERS.get(algo.regularizer.name)(**algo.regularizer.params)
     clip = ClipConfig(algo.eps_low, algo.eps_high, algo.delta)
+    horizon_schedule = HORIZONS.get(config.distill.horizon.name)
+    horizon_config = HorizonConfig(**config.distill.horizon.params)
     temperature = config.rollout.temperature
     device, info = state.device, state.dist
     overlong = OverlongPenalty(
@@ -141,12 +154,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
     state.policy.model.train()  # the same mode fresh, resumed, with or without warm-up
     try:
+        distiller = build_distiller(config, state.policy)  # objective none: no teacher
         for step in progress:
             step_number = step + 1
             timer = time.perf_counter()
 
-            # 1. rollouts
-            groups, counts = _collect(state, step)
+            # 1. rollouts, each turn cut at the step's horizon (rollout.max_new_tokens unless a
+            # TOPD/POPD schedule shortens it)
+            horizon = horizon_schedule(
+                step, config.run.steps, config.rollout.max_new_tokens, horizon_config
+            )
+            groups, counts = _collect(state, step, horizon)
             rollouts = [r for g in groups for r in g.rollouts]
             rollout_time = time.perf_counter() - timer
 
@@ -168,10 +186,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "entropy": [],
                 "clip_fraction": [],
                 "grad_norm": [],
+                "distill/advantage": [],
+                "distill/loss": [],
+                "distill/context": [],
             }
             minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
             if minibatches > 0:
-                batch = to_device(build_batch(rollouts, advantages, state.policy.pad_id), device)
+                batch = build_batch(rollouts, advantages, state.policy.pad_id)
+                batch = to_device(distiller.with_teacher_inputs(batch, rollouts), device)
                 ref_logp = state.reference_logprobs(batch, temperature)
                 # per-token credit, from the rollout-time weights (DelTA needs their hidden states)
                 hidden = (
@@ -190,6 +212,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                     turn_index=turn_index.to(device),
                 )
                 batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
+                # reward_weight * A_env + coef * A_distill (OPD: the teacher scores the batch)
+                batch, distill_metrics = distiller.advantages(batch)
+                for key, value in distill_metrics.items():
+                    stats[key].append(value)
                 update_generator = torch.Generator().manual_seed(
                     _seed(config.run.seed, step, 1 << 20)
                 )
@@ -203,9 +229,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             global_active_tokens=tokens,
                             world_size=info.world_size,
                         )
-                        logp, entropy = sequence_logprobs(
-                            state.trainable, part.ids, part.attention, temperature, mask=part.mask
+                        scores = token_scores(
+                            state.trainable,
+                            part.ids,
+                            part.attention,
+                            temperature,
+                            mask=part.mask,
+                            logits=distiller.needs_logits,
                         )
+                        logp, entropy = scores.logp, scores.entropy
                         loss_tokens, clipped = policy_loss(
                             logp, part.old_logp, part.advantages, part.mask, clip
                         )
@@ -225,6 +257,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                                 update_generator,
                             ),
                         )
+                        # + coef * L_distill (DistIL forward CE, SDPO reverse KL; 0 otherwise)
+                        loss_tokens, distill_loss = distiller.loss_tokens(loss_tokens, part, scores)
                         loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
                         state.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -245,6 +279,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             float((clipped.float() * part.mask).sum() / active)
                         )
                         stats["grad_norm"].append(float(grad_norm))
+                        stats["distill/loss"].append(distill_loss)
                 state.sync_weights()
             update_time = time.perf_counter() - timer
 
@@ -262,6 +297,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 values = [v for _, _, s in gathered for v in s.get(key, [])]
                 metrics[key] = float(np.mean(values)) if values else float("nan")
             metrics["lr"] = state.scheduler.get_last_lr()[0]
+            metrics["distill/horizon"] = horizon
+            metrics["generated_tokens"] = sum(s.completion_tokens for s in all_stats)
             for env_id, curriculum in sorted(state.curricula.items()):
                 metrics[f"env/{env_id}/curriculum_high"] = curriculum.state.high
             metrics["time/rollout"] = rollout_time
