@@ -281,6 +281,8 @@ def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
         ("envs.0.id=rlvr/Nope-v0", "unknown env id 'rlvr/Nope-v0'"),
         ("envs.3.id=x", "'3' is not an index below 1"),
         ("rollout", "override 'rollout' is not key=value"),
+        ("envs.0.solver={worked: 2}", "worked must be a share in [0, 1], got 2"),
+        ("envs.0.solver={steps: 2}", "unexpected keyword argument 'steps'"),
     ],
 )
 def test_bad_scenarios_fail_in_one_line_before_compute(

@@ -117,6 +117,9 @@ class EnvConfig(_Section):
     curriculum: CurriculumConfig | None = None
     kwargs: dict[str, Any] = {}
     """Keyword arguments for ``gym.make`` (``max_turns``, ``dataset``, ...)."""
+    solver: dict[str, Any] = {}
+    """Keyword arguments for the env's scripted solver, which writes the warm-up's transcripts
+    (``{worked: 0.3}`` for Math-v0: that share of arithmetic answers shows its steps)."""
 
     @field_validator("id")
     @classmethod
@@ -139,6 +142,17 @@ class EnvConfig(_Section):
         except gym.error.Error:
             raise ValueError(f"unknown env id {env_id!r} (see `rlvr envs`)") from None
         return env_id
+
+    @model_validator(mode="after")
+    def _solver_accepts(self) -> EnvConfig:
+        if self.solver:
+            from rlvr.agents.registry import load_agent
+
+            try:
+                load_agent("scripted", env_id=self.id, **self.solver)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"solver {self.solver}: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _one_difficulty_rule(self) -> EnvConfig:

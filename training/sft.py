@@ -83,7 +83,7 @@ def scripted_chats(envs: Sequence[EnvConfig], config: SFTConfig) -> list[list[Me
     chats = []
     for env_config in envs:
         env = gym.make(env_config.id, **env_config.kwargs)
-        agent = load_agent("scripted", env_id=env_config.id)
+        agent = load_agent("scripted", env_id=env_config.id, **env_config.solver)
         options = {"difficulty": env_config.difficulty} if env_config.difficulty is not None else {}
         if env_config.curriculum is not None:
             options = {"difficulty": env_config.curriculum.start}

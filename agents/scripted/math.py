@@ -12,13 +12,16 @@ it try problems from datasets that it has no template for.
 
 from __future__ import annotations
 
+import math
 import re
+import zlib
 from collections.abc import Callable, Sequence
 
 import sympy as sp
 from latex2sympy2_extended import latex2sympy
 
 from rlvr.agents.base import Agent
+from rlvr.agents.scripted.math_steps import worked_steps
 from rlvr.envs.types import Message
 
 GIVE_UP = "I cannot solve this."
@@ -349,9 +352,22 @@ def solve(problem: str) -> str | None:
 
 
 class MathSolver(Agent):
-    """Solves generated ``rlvr/Math-v0`` problems from their text, answering ``\\boxed{...}``."""
+    """Solves generated ``rlvr/Math-v0`` problems from their text, answering ``\\boxed{...}``.
+
+    Args:
+        worked: the share of integer arithmetic problems (of two operations or more) answered
+            with their operations one at a time before the answer (see
+            :mod:`~rlvr.agents.scripted.math_steps`) instead of the answer alone. Which
+            problems get the worked reply is fixed by a hash of the problem text, so the
+            transcripts are reproducible. 0 (the default) never shows steps, 1 always does.
+    """
 
     name = "scripted"
+
+    def __init__(self, worked: float = 0.0):
+        if not (math.isfinite(worked) and 0.0 <= worked <= 1.0):
+            raise ValueError(f"worked must be a share in [0, 1], got {worked!r}")
+        self.worked = worked
 
     def act(self, dialogue: Sequence[Message]) -> str:
         """Solve the first user message of ``dialogue``; after feedback, answer again."""
@@ -362,4 +378,13 @@ class MathSolver(Agent):
             answer = None
         if answer is None:
             return GIVE_UP
-        return f"The answer is \\boxed{{{answer}}}"
+        return f"{self._steps(problem, answer)}The answer is \\boxed{{{answer}}}"
+
+    def _steps(self, problem: str, answer: str) -> str:
+        """``"a + b = c. c \\times d = e. "`` when this problem gets a worked reply, else ``""``."""
+        if zlib.crc32(problem.encode()) >= self.worked * 2**32:
+            return ""
+        worked = worked_steps(problem)
+        if worked is None or len(worked[0]) < 2 or str(worked[1]) != answer:
+            return ""
+        return "".join(f"{step}. " for step in worked[0])
