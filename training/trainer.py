@@ -181,6 +181,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             stats: dict[str, list[float]] = {
                 **mixed.metrics,
                 "advantage_distinct": [distinct_advantages(group_advantages)] if groups else [],
+                # pass@G: the share of groups with at least one success among their G samples
+                "pass_at_group": [
+                    float(np.mean([any(r.success for r in g.rollouts) for g in groups]))
+                ]
+                if groups
+                else [],
                 "loss": [],
                 "kl": [],
                 "entropy": [],
