@@ -6,10 +6,13 @@ the exact full-vocabulary reverse KL ``sum_v pi_S(v) (log pi_S(v) - log pi_T(v))
 teacher is averaged over every sampled token. Printed per checkpoint with the student tokens
 the run had generated and its wall time by then (from ``metrics.jsonl``).
 
-    python benchmarks/distill_eval.py runs/compare/opd/full/seed0 \\
-        --teacher runs/quickstart/checkpoints/step-000000/model --episodes 64
+    python benchmarks/distill_eval.py runs/compare/opd/*/seed0 \\
+        --teacher runs/quickstart/checkpoints/step-000000/model --episodes 64 \\
+        --plot docs/results/opd/reverse_kl.png
 
-Writes ``distill_eval.json`` into the run folder.
+Writes ``distill_eval.json`` into each run folder (and reads it back instead of recomputing),
+and with ``--plot`` one figure: held-out reverse KL against the student tokens generated and
+against the wall time, one line per run (labelled by its folder's parent, the variant).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, cast
 
 import gymnasium as gym
 import torch
+import yaml
 
 import rlvr  # noqa: F401  (registers the envs)
 from rlvr.training.distill import reverse_kl_full
@@ -76,26 +80,63 @@ def held_out_reverse_kl(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--teacher", required=True)
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", type=Path, help="where to write the figure")
     args = parser.parse_args(argv)
-    config = json.loads(
-        json.dumps(__import__("yaml").safe_load((args.run / "config.yaml").read_text()))
-    )
+    results = {}
+    for run in args.runs:
+        saved = run / "distill_eval.json"
+        if saved.exists():
+            results[run] = json.loads(saved.read_text())
+            continue
+        print(run)
+        results[run] = evaluate_run(run, args)
+        saved.write_text(json.dumps(results[run], indent=1))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: dict[Path, list[dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for run, rows in results.items():
+        label = f"{run.parent.name}/{run.name}"
+        kl = [r["reverse_kl"] for r in rows]
+        axes[0].plot([r["student_tokens"] for r in rows], kl, marker="o", label=label)
+        axes[1].plot([r["seconds"] for r in rows], kl, marker="o", label=label)
+    axes[0].set_xlabel("student tokens generated")
+    axes[1].set_xlabel("training time (s: rollouts + updates)")
+    for ax in axes:
+        ax.set_ylabel("held-out reverse KL (nats/token)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def evaluate_run(run: Path, args: argparse.Namespace) -> list[dict[str, float]]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
     env = config["envs"][0]
     chats = prompts(env["id"], env.get("kwargs") or {}, args.episodes, env.get("difficulty") or 0)
     teacher = AutoModelForCausalLM.from_pretrained(args.teacher).eval()
     metrics = [
-        json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines() if line
+        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line
     ]
     rows = []
-    for checkpoint in sorted((args.run / "checkpoints").glob("step-*")):
+    for checkpoint in sorted((run / "checkpoints").glob("step-*")):
         step = int(checkpoint.name.split("-")[1])
         student = AutoModelForCausalLM.from_pretrained(checkpoint / "model").eval()
         tokenizer = AutoTokenizer.from_pretrained(checkpoint / "model")
@@ -115,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             f"step {step:4d}  reverse KL {row['reverse_kl']:.4f} nats/token  "
             f"student tokens {row['student_tokens']:.0f}  time {row['seconds']:.1f} s"
         )
-    (args.run / "distill_eval.json").write_text(json.dumps(rows, indent=1))
+    return rows
 
 
 if __name__ == "__main__":
