@@ -12,8 +12,9 @@ variants see the same tasks at the same step. ``--common`` overrides apply to ev
 Writes to ``--out`` (default ``docs/results/<name>``): ``curves.png`` (each metric per step,
 mean over seeds with the min-max band), ``summary.json`` and ``summary.md`` (held-out success
 before and after, and each metric averaged over the last ``--window`` steps, mean and standard
-deviation over seeds). Runs go to ``runs/compare/<name>/<variant>/seed<k>`` and are read back,
-not redone, when they finished.
+deviation over seeds). Runs go to ``runs/compare/<name>/<variant>/seed<k>`` with the overrides
+they ran with; a finished run with the same overrides is read back, not redone (its wall time
+is that of the last invocation that trained it).
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ def run(scenario: Path, out: Path, seed: int, overrides: list[str]) -> float:
     """Train one (variant, seed) unless it already finished; the wall time in seconds."""
     wall = out / "wall_seconds.txt"
     summary = out / "eval.json"
-    if summary.exists() and "after" in json.loads(summary.read_text()) and wall.exists():
+    recorded = out / "overrides.json"
+    done = summary.exists() and "after" in json.loads(summary.read_text()) and wall.exists()
+    if done and recorded.exists() and json.loads(recorded.read_text()) == overrides:
         return float(wall.read_text())
+    if out.exists() and not (recorded.exists() and json.loads(recorded.read_text()) == overrides):
+        raise SystemExit(f"{out} holds a run with other overrides; remove it to rerun")
+    out.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(overrides))
     command = [
         sys.executable, "-m", "rlvr", "train", str(scenario), f"run.seed={seed}",
         f"run.output_dir={out}", "run.progress=false", "run.resume=true", *overrides,

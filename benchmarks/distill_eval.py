@@ -10,7 +10,8 @@ the run had generated and its wall time by then (from ``metrics.jsonl``).
         --teacher runs/quickstart/checkpoints/step-000000/model --episodes 64 \\
         --plot docs/results/opd/reverse_kl.png
 
-Writes ``distill_eval.json`` into each run folder (and reads it back instead of recomputing),
+Writes ``distill_eval.json`` into each run folder (read back instead of recomputed when the
+teacher, episodes, length, seed and checkpoints are the same),
 and with ``--plot`` one figure: held-out reverse KL against the student tokens generated and
 against the wall time, one line per run (labelled by its folder's parent, the variant).
 """
@@ -91,12 +92,19 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for run in args.runs:
         saved = run / "distill_eval.json"
-        if saved.exists():
-            results[run] = json.loads(saved.read_text())
+        key = {
+            "teacher": args.teacher,
+            "episodes": args.episodes,
+            "max_new_tokens": args.max_new_tokens,
+            "seed": args.seed,
+            "checkpoints": sorted(p.name for p in (run / "checkpoints").glob("step-*")),
+        }
+        if saved.exists() and json.loads(saved.read_text()).get("key") == key:
+            results[run] = json.loads(saved.read_text())["rows"]
             continue
         print(run)
         results[run] = evaluate_run(run, args)
-        saved.write_text(json.dumps(results[run], indent=1))
+        saved.write_text(json.dumps({"key": key, "rows": results[run]}, indent=1))
     if args.plot:
         plot(results, args.plot)
 
