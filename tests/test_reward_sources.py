@@ -364,6 +364,35 @@ def test_bad_reward_sources_fail_validation(tmp_path: Path, rewards: str, messag
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["algorithm.rewards=[{name: transform, params: {transform: cluster_vote}}]"],
+            "informative filters on the env return: it needs the default algorithm.rewards",
+        ),
+        (
+            ["algorithm.rewards=[{name: env}, {name: component, params: {key: answer}}]"],
+            "informative filters on the env return: it needs the default algorithm.rewards",
+        ),
+        (
+            ["algorithm.token_credit={name: turn}"],
+            "the episode return, which token_credit turn does not train on",
+        ),
+    ],
+)
+def test_the_informative_filter_is_refused_unless_it_sees_the_trained_reward(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    informative = "rollout.group_filter=informative"
+    with pytest.raises(ConfigError) as caught:
+        load_config(_scenario(tmp_path), [informative, *overrides])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    load_config(_scenario(tmp_path), overrides)  # the same run without the filter is valid
+    weighted = load_config(_scenario(tmp_path), [informative, "algorithm.rewards=[{name: env}]"])
+    assert weighted.rollout.group_filter == "informative"
+
+
 def test_every_registered_source_is_documented() -> None:
     text = (ROOT / "docs" / "techniques.md").read_text(encoding="utf-8")
     for name in REWARD_SOURCES:

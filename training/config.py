@@ -492,10 +492,8 @@ class TrainConfig(_Section):
         tiny = self.model.tiny
         if tiny.hidden_size % tiny.num_heads:
             raise ValueError("model.tiny.hidden_size must be a multiple of model.tiny.num_heads")
-        if self.distill.reward_weight == 0 and rollout.group_filter != "all":
-            raise ValueError(
-                "distill.reward_weight 0 ignores rewards, so rollout.group_filter must be all"
-            )
+        if rollout.group_filter == "informative":
+            _check_informative_filter(self)
         ids = [env.id for env in self.envs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"envs lists an id twice: {ids}")
@@ -504,6 +502,25 @@ class TrainConfig(_Section):
     @property
     def output_dir(self) -> Path:
         return Path(self.run.output_dir.format(name=self.run.name))
+
+
+def _check_informative_filter(config: TrainConfig) -> None:
+    """``group_filter: informative`` decides on the env return, so it is refused wherever the
+    trained signal is not that return (it would leak ground truth into a label-free run)."""
+    if config.distill.reward_weight == 0:
+        raise ValueError(
+            "distill.reward_weight 0 ignores rewards, so rollout.group_filter must be all"
+        )
+    if [(r.name, r.params) for r in config.algorithm.rewards] != [("env", {})]:
+        raise ValueError(
+            "rollout.group_filter informative filters on the env return: it needs the default "
+            "algorithm.rewards [{name: env}]"
+        )
+    if config.algorithm.token_credit.name == "turn":
+        raise ValueError(
+            "rollout.group_filter informative filters on the episode return, which token_credit "
+            "turn does not train on: use group_filter all"
+        )
 
 
 def _format_error(error: ValidationError) -> str:
