@@ -188,6 +188,29 @@ def test_pow3r_ema_state_round_trips_through_the_mix() -> None:
     assert not torch.equal(_mix(choice)(_context(second)).rewards, expected.rewards)
 
 
+def test_pow3r_ema_gives_every_group_of_a_step_the_pre_step_weights() -> None:
+    choice = {"name": "transform", "params": {"transform": "pow3r", "alpha": 1.0, "ema": 0.5}}
+    first = _group(
+        _rollout(components={"a": 1.0, "b": 1.0}, rubric=RUBRIC),
+        _rollout(components={"a": 1.0, "b": 0.0}, rubric=RUBRIC),
+    )  # contrast {a: 0, b: .5}
+    second = _group(
+        _rollout(components={"a": 1.0, "b": 0.0}, rubric=RUBRIC),
+        _rollout(components={"a": 0.0, "b": 0.0}, rubric=RUBRIC),
+    )  # contrast {a: .5, b: 0}
+    mix = _mix(choice)
+    alone = mix(_context(first)).rewards  # step 1: EMA {a: 0, b: .5}
+    both = mix(_context(first, second)).rewards  # step 2: both groups use {a: 0, b: .5}
+    assert torch.equal(both[0], alone[0])
+    # second: w_a = 2 * .001 / .502, w_b = 2 * .501 / .502; (1, 0) -> w_a / 2, (0, 0) -> 0
+    assert both[1, :, 0].tolist() == pytest.approx([0.001 / 0.502, 0.0], abs=1e-7)
+    # one update with the step's mean {a: .25, b: .25}: a = .125, b = .375
+    assert mix.state_dict() == {"transform:pow3r": {"contrast": {"a": 0.125, "b": 0.375}}}
+    swapped = _mix(choice)
+    swapped(_context(first))
+    assert torch.equal(swapped(_context(second, first)).rewards, both.flip(0))
+
+
 def test_positive_only_and_rubric_for_all_on_multihop_components() -> None:
     scores = [(1.0, 0.5), (0.0, 1.0), (1.0, 0.25)]
     group = _group(

@@ -192,8 +192,10 @@ class Transform:
 
     ``transform`` names it in ``REWARD_TRANSFORMS``; the other parameters are its own (POW3R's
     ``alpha``, ``eps``, ``ema``; the vote's ``mode`` and ``equivalence``; LongTraceRL's ``eta``).
-    Its per-group metrics are logged as ``rewards/transform:<name>/<metric>``; its state (POW3R's
-    EMA) goes into the checkpoints.
+    Its per-group metrics are logged as ``rewards/transform:<name>/<metric>``. After the step's
+    groups it calls the transform's ``end_step`` once (POW3R folds the step's mean contrast into
+    its EMA there, so every group of a step sees the same pre-step weights); that state goes
+    into the checkpoints.
     """
 
     def __init__(self, transform: str, **params: Any) -> None:
@@ -213,6 +215,7 @@ class Transform:
             for key, value in result.metrics.items():
                 if key != "reward":  # the source's own mean is logged under its label
                     metrics.setdefault(key, []).append(float(value))
+        self.transform.end_step()
         return SourceRewards(torch.tensor(rows, dtype=torch.float), metrics)
 
     def state_dict(self) -> dict[str, Any]:
