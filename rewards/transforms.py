@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from rlvr.rewards.math import answers_equivalent
 from rlvr.rewards.multihop import (
@@ -102,6 +102,9 @@ class GroupRewards:
 
 
 class RewardTransform(Protocol):
+    needs_components: ClassVar[bool]
+    """Whether it reads ``group.components`` (a rollout the env never judged has none)."""
+
     def __call__(self, group: ScoredGroup) -> GroupRewards: ...
 
     def end_step(self) -> None:
@@ -168,6 +171,8 @@ def _mean(values: Sequence[float]) -> float:
 @dataclass(frozen=True)
 class Identity(_Stateless):
     """The env rewards, unchanged."""
+
+    needs_components: ClassVar[bool] = False
 
     def __call__(self, group: ScoredGroup) -> GroupRewards:
         return GroupRewards(tuple(group.rewards), {"reward": _mean(group.rewards)})
@@ -281,6 +286,8 @@ class Pow3r:
     objective), ``strict_completion`` (rate) and ``reward`` (the training reward), group means.
     Needs ``group.components`` and ``group.criteria``.
     """
+
+    needs_components: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         self.config = Pow3rConfig(**params)
@@ -421,6 +428,7 @@ class ClusterVote(_Stateless):
     the default) or TTRL (majority). Logged: ``vote/clusters`` and ``vote/top_share``.
     """
 
+    needs_components: ClassVar[bool] = False
     mode: VoteMode = "share"
     """``share`` (soft, EMPO) or ``majority`` (hard, TTRL)."""
     equivalence: str = "math"
@@ -485,6 +493,7 @@ def _outcomes_and_rubrics(
 
 @dataclass(frozen=True)
 class _RubricCombination(_Stateless):
+    needs_components: ClassVar[bool] = True
     eta: float = DEFAULT_ETA
     """Rubric weight ``eta`` (LongTraceRL trains with 0.3)."""
     group_normalize: bool = True

@@ -211,6 +211,30 @@ def test_pow3r_ema_gives_every_group_of_a_step_the_pre_step_weights() -> None:
     assert torch.equal(swapped(_context(second, first)).rewards, both.flip(0))
 
 
+def test_rollouts_the_env_never_judged_mark_their_group_for_the_sources_that_need_it() -> None:
+    judged = _rollout(1.0, components={"a": 1.0, "b": 1.0}, rubric=RUBRIC)
+    cut = _rollout(0.0, rubric=RUBRIC)  # no terminal reward_components
+    group = _group(judged, cut)
+    for choice in (
+        {"name": "component", "params": {"key": "a"}},
+        {"name": "transform", "params": {"transform": "pow3r"}},
+        {"name": "transform", "params": {"transform": "positive_only"}},
+        {"name": "transform", "params": {"transform": "rubric_for_all"}},
+    ):
+        marked = _mix({"name": "env"}, choice).mark_unscorable(group)
+        assert marked.failed and marked.rollouts[0] == judged
+        assert marked.errors == [marked.rollouts[1].error]
+        label = "component:a" if choice["name"] == "component" else "transform:"
+        assert f"unscored: reward source {label}" in marked.errors[0]
+        assert "cut by rollout.max_total_tokens or max_turns" in marked.errors[0]
+    for choice in (
+        {"name": "env"},
+        {"name": "transform", "params": {"transform": "cluster_vote"}},
+        {"name": "transform", "params": {"transform": "none"}},
+    ):
+        assert _mix(choice).mark_unscorable(group) == group  # these score a cut episode
+
+
 def test_positive_only_and_rubric_for_all_on_multihop_components() -> None:
     scores = [(1.0, 0.5), (0.0, 1.0), (1.0, 0.25)]
     group = _group(
@@ -520,6 +544,54 @@ def test_pow3r_run_resumes_exactly_with_its_ema(tmp_path: Path) -> None:
     assert comparable(resumed) == comparable(uninterrupted)
     assert "rewards/transform:pow3r/static_reward" in resumed[-1]
     assert "rewards/transform:pow3r/strict_completion" in resumed[-1]
+
+
+class SecondReplyEnv(RubricParityEnv):
+    """:class:`RubricParityEnv` judging the second reply: the first gets "again" and no
+    ``reward_components``, so ``rollout.max_turns=1`` cuts every episode before the verdict."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.turn = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: str) -> Any:
+        self.turn += 1
+        if self.turn == 1:
+            return "again", 0.0, False, False, {"role": "user", "rubric": self._rubric()}
+        return super().step(action)
+
+
+gym.register("test/SecondReply-v0", entry_point=SecondReplyEnv)
+
+
+def test_episodes_cut_before_the_verdict_are_dropped_not_scored(tmp_path: Path) -> None:
+    from rlvr.training.trainer import train
+
+    scenario = ROOT / "scenarios" / "pow3r.yaml"
+    base = [
+        "envs=[{id: test/SecondReply-v0}]",
+        "sft.steps=0",
+        "eval.episodes=0",
+        "rollout.max_new_tokens=8",
+        "rollout.max_total_tokens=160",
+        "run.steps=2",
+    ]
+    train(load_config(scenario, [*_small(tmp_path, "full"), *base, "rollout.max_turns=2"]))
+    judged = _metrics(tmp_path / "full")
+    assert [r["groups_failed"] for r in judged] == [0, 0]
+    assert all(math.isfinite(r["rewards/transform:pow3r"]) for r in judged)
+    assert not (tmp_path / "full" / "failures.jsonl").exists()
+    # one turn: every episode is cut before the env's verdict, every group is dropped
+    train(load_config(scenario, [*_small(tmp_path, "cut"), *base, "rollout.max_turns=1"]))
+    records = _metrics(tmp_path / "cut")
+    # 2 groups per round, refilled for max_sampling_rounds (3) rounds
+    assert [(r["groups_failed"], r["sampling_rounds"]) for r in records] == [(6, 3), (6, 3)]
+    assert all("rewards/transform:pow3r" not in r for r in records)  # nothing was scored
+    lines = (tmp_path / "cut" / "failures.jsonl").read_text(encoding="utf-8").splitlines()
+    failures = [json.loads(line) for line in lines]
+    assert len(failures) == 2 * 6 * 4 and {f["step"] for f in failures} == {1, 2}
+    assert all(f["error"].startswith("unscored: reward source transform:pow3r") for f in failures)
+    assert all(f["truncated"] and f["components"] == {} for f in failures)
 
 
 def test_turn_credit_with_gamma_one_on_single_turns_is_grpo(tmp_path: Path) -> None:

@@ -103,8 +103,13 @@ class RunState:
         return self.reference.logprobs(batch.ids, batch.attention, temperature, batch.mask)
 
     def report_failures(self, step: int, groups: list[RolloutGroup]) -> None:
+        """Groups whose env failed: raised (``on_env_error: raise``) or logged."""
         if self.config.rollout.on_env_error == "raise" and groups:
             raise RuntimeError(f"an env failed at step {step + 1}: {groups[0].errors[0]}")
+        self.log_failures(step, groups)
+
+    def log_failures(self, step: int, groups: list[RolloutGroup]) -> None:
+        """Write dropped groups to ``failures.jsonl`` (each rollout's ``error`` says why)."""
         if self.log is not None and groups:
             self.log.failures(step + 1, [r for g in groups for r in g.rollouts])
 

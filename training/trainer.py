@@ -11,7 +11,8 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
 1. draw group specs from generators seeded by ``(seed, step, rank)``; collect the groups
    (:class:`~rlvr.training.rollout.RolloutCollector`), each turn cut at the step's horizon
    (``distill.horizon``; ``full`` keeps ``rollout.max_new_tokens``); drop groups whose env
-   failed (logged)
+   failed or that a reward source cannot score (an episode cut before the env judged it;
+   logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
 2. rewards ``(B, G, K)`` from the sources of ``algorithm.rewards`` (default: the env return
@@ -113,8 +114,12 @@ def _collect(
         counts["sampling_rounds"] += 1
         failed = [g for g in groups if g.failed]
         state.report_failures(step, failed)
-        counts["groups_failed"] += len(failed)
-        healthy = [g for g in groups if not g.failed]
+        # groups a reward source cannot score (an episode cut before the env judged it)
+        marked = [state.rewards.mark_unscorable(g) for g in groups if not g.failed]
+        unscorable = [g for g in marked if g.failed]
+        state.log_failures(step, unscorable)
+        counts["groups_failed"] += len(failed) + len(unscorable)
+        healthy = [g for g in marked if not g.failed]
         if healthy:
             rewards = torch.tensor([[r.reward for r in g.rollouts] for g in healthy])
             keep = keep_group(rewards).tolist()
