@@ -364,6 +364,43 @@ def test_two_processes_train_with_ddp(tmp_path: Path) -> None:
     assert records[-1]["rollouts"] == 4  # both processes' groups are in the metrics
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["sft.hand_over_optimizer=true", "algorithm.optimizer=sgd"],
+            "sft.hand_over_optimizer hands the warm-up's AdamW moments to RL: it needs",
+        ),
+        (
+            ["sft.hand_over_optimizer=true", "sft.steps=0"],
+            "sft.hand_over_optimizer hands the warm-up's AdamW moments to RL: it needs",
+        ),
+        (
+            ["envs.0.solver={worked: 0.3}", "sft.steps=0"],
+            "envs[].solver of ['rlvr/Math-v0'] only shapes the warm-up's scripted transcripts",
+        ),
+        (
+            ["envs.0.solver={worked: 0.3}", "sft.data=chats.jsonl"],
+            "envs[].solver of ['rlvr/Math-v0'] only shapes the warm-up's scripted transcripts",
+        ),
+        (
+            [
+                "algorithm.token_credit={name: turn}",
+                "algorithm.rewards=[{name: component, params: {key: answer}}]",
+            ],
+            "token_credit turn reads the env's per-turn rewards only",
+        ),
+    ],
+)
+def test_settings_the_run_would_ignore_are_refused(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_scenario(tmp_path), overrides)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    load_config(_scenario(tmp_path), overrides[:1])  # valid alone (sft.steps 3, adamw, env)
+
+
 def test_parse_config_defaults_are_valid() -> None:
     config = parse_config({"envs": [{"id": "rlvr/Math-v0"}]})
     assert config.rollout.group_size == 8 and config.algorithm.aggregation == "dapo"
