@@ -240,8 +240,11 @@ def test_a_run_writes_every_artifact(tmp_path: Path) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step-000003" / "model")
     assert model.config.hidden_size == SMALL["hidden_size"]
+    written = {p: p.read_bytes() for p in (run / "config.yaml", run / "metrics.jsonl")}
     with pytest.raises(ValueError, match="already holds a run"):
-        train(load_config(_scenario(tmp_path), [f"run.output_dir={run}", "run.resume=false"]))
+        other = [f"run.output_dir={run}", "run.resume=false", "algorithm.lr=0.5"]
+        train(load_config(_scenario(tmp_path), other))
+    assert {p: p.read_bytes() for p in written} == written  # the refusal wrote nothing
 
 
 def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
