@@ -197,9 +197,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "entropy": [],
                 "clip_fraction": [],
                 "grad_norm": [],
-                "distill/advantage": [],
-                "distill/loss": [],
-                "distill/context": [],
             }
             minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
             if minibatches > 0:
@@ -226,7 +223,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 # reward_weight * A_env + coef * A_distill (OPD: the teacher scores the batch)
                 batch, distill_metrics = distiller.advantages(batch)
                 for key, value in distill_metrics.items():
-                    stats[key].append(value)
+                    stats.setdefault(key, []).append(value)
                 update_generator = torch.Generator().manual_seed(
                     _seed(config.run.seed, step, 1 << 20)
                 )
@@ -270,6 +267,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         )
                         # + coef * L_distill (DistIL forward CE, SDPO reverse KL; 0 otherwise)
                         loss_tokens, distill_loss = distiller.loss_tokens(loss_tokens, part, scores)
+                        for key, value in distill_loss.items():
+                            stats.setdefault(key, []).append(value)
                         loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
                         state.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -290,7 +289,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             float((clipped.float() * part.mask).sum() / active)
                         )
                         stats["grad_norm"].append(float(grad_norm))
-                        stats["distill/loss"].append(distill_loss)
                 state.sync_weights()
             update_time = time.perf_counter() - timer
 
