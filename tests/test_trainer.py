@@ -581,3 +581,24 @@ def test_hand_over_copies_adam_moments_and_keeps_the_rl_learning_rate():
     # after one step, v = (1 - beta2) g^2 = 0.001 * [1, 4, 0.25]
     assert torch.allclose(rl.state[weight]["exp_avg_sq"], torch.tensor([1e-3, 4e-3, 2.5e-4]))
     assert float(rl.state[weight]["step"]) == 1.0
+
+
+def test_remove_partial_restores_a_step_retired_by_a_killed_re_save(tmp_path: Path) -> None:
+    from rlvr.training.checkpoint import list_checkpoints, remove_partial
+
+    folder = tmp_path / "checkpoints"
+    # step 4 re-saved, killed between the renames: the old copy retired, the new one staged
+    for name, content in [
+        (".tmp-retired-step-000004-77", b"old 4"),
+        (".tmp-step-000004-77", b"new 4"),
+        ("step-000002", b"kept 2"),
+        (".tmp-retired-step-000002-77", b"stale 2"),  # its new copy did arrive
+        (".tmp-step-000006-78", b"half-written 6"),
+    ]:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "trainer.pt").write_bytes(content)
+    remove_partial(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000002", "step-000004"]
+    assert [c.step for c in list_checkpoints(tmp_path)] == [2, 4]
+    assert (folder / "step-000004" / "trainer.pt").read_bytes() == b"old 4"
+    assert (folder / "step-000002" / "trainer.pt").read_bytes() == b"kept 2"
