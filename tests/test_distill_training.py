@@ -136,13 +136,13 @@ def test_feedback_context_shifts_the_student_tokens(policy: Policy) -> None:
     student_prompt = rollouts[0].policy_mask.index(1)
     teacher_messages = [
         Message("system", "Solve it."),
-        Message("user", "Evaluate $2 + 2$."),
         Message(
             "user",
-            FEEDBACK_TEMPLATE.format(feedback="Expected 4.")
+            "Evaluate $2 + 2$.\n\n"
+            + FEEDBACK_TEMPLATE.format(feedback="Expected 4.")
             + REFERENCE_TEMPLATE.format(reference="4"),
         ),
-    ]
+    ]  # the feedback joins the task's user message: roles keep alternating
     prefix = policy.chat.prompt_ids(teacher_messages)
     inputs = teacher_inputs(rollouts, policy.chat, "reference", policy.pad_id)
     shift = len(prefix) - student_prompt
