@@ -9,6 +9,7 @@ selects one through the ``transform`` reward source, :mod:`rlvr.training.reward_
     result = transform(ScoredGroup(rewards=..., components=..., criteria=..., answers=...))
     result.rewards   # tuple[float, ...], one per rollout
     result.metrics   # dict[str, float], to log (static rubric reward, strict completion...)
+    transform.end_step()     # once per training step, after its groups (POW3R's EMA update)
     transform.state_dict()   # what a checkpoint keeps (POW3R's EMA; {} for the others)
 
 Registered names (:data:`REWARD_TRANSFORMS`):
@@ -29,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from rlvr.rewards.math import answers_equivalent
 from rlvr.rewards.multihop import (
@@ -101,7 +102,14 @@ class GroupRewards:
 
 
 class RewardTransform(Protocol):
+    needs_components: ClassVar[bool]
+    """Whether it reads ``group.components`` (a rollout the env never judged has none)."""
+
     def __call__(self, group: ScoredGroup) -> GroupRewards: ...
+
+    def end_step(self) -> None:
+        """Called once per training step after all its groups (a no-op for stateless ones)."""
+        ...
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must keep for an exact resume (``{}`` for stateless ones)."""
@@ -111,7 +119,10 @@ class RewardTransform(Protocol):
 
 
 class _Stateless:
-    """The checkpoint hooks of a transform that keeps nothing across calls."""
+    """The step and checkpoint hooks of a transform that keeps nothing across calls."""
+
+    def end_step(self) -> None:
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -160,6 +171,8 @@ def _mean(values: Sequence[float]) -> float:
 @dataclass(frozen=True)
 class Identity(_Stateless):
     """The env rewards, unchanged."""
+
+    needs_components: ClassVar[bool] = False
 
     def __call__(self, group: ScoredGroup) -> GroupRewards:
         return GroupRewards(tuple(group.rewards), {"reward": _mean(group.rewards)})
@@ -247,7 +260,8 @@ class Pow3rConfig:
     """Added to every contrast, so a criterion with no spread keeps a little weight."""
     ema: float | None = None
     """Decay ``beta`` of an exponential moving average of each criterion's contrast, keyed
-    by criterion name (``None``: use each group's own contrast)."""
+    by criterion name and updated once per step (:meth:`Pow3r.end_step`) with the step's mean
+    contrast (``None``: use each group's own contrast)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -264,17 +278,23 @@ class Pow3r:
     arXiv 2605.20164). Only the abstract was available: the algorithm below is a
     reconstruction (techniques.md section 3), not the paper's code.
 
-    Per group: contrast ``c_k`` of each criterion over the rollouts (:func:`criterion_contrast`,
-    optionally smoothed by an EMA across calls), category-preserving weights with a floor on
-    the human ones (:func:`pow3r_weights`), and the training reward
+    Per group: contrast ``c_k`` of each criterion over the rollouts (:func:`criterion_contrast`;
+    with ``ema``, every group of a step uses instead the smoothed contrast as it stood before
+    the step, and :meth:`end_step` folds the step's mean contrast into it), category-preserving
+    weights with a floor on the human ones (:func:`pow3r_weights`), and the training reward
     ``r_i = sum_k w_k s_ik / sum_k w_k``. Logged: ``static_reward`` (human weights, the
     objective), ``strict_completion`` (rate) and ``reward`` (the training reward), group means.
     Needs ``group.components`` and ``group.criteria``.
     """
 
+    needs_components: ClassVar[bool] = True
+
     def __init__(self, **params: Any) -> None:
         self.config = Pow3rConfig(**params)
         self._contrast: dict[str, float] = {}
+        """The smoothed contrast as of the end of the last step (criterion name -> value)."""
+        self._step: dict[str, list[float]] = {}
+        """This step's group contrasts, per criterion, folded in by :meth:`end_step`."""
 
     def __call__(self, group: ScoredGroup) -> GroupRewards:
         if not group.criteria:
@@ -296,17 +316,28 @@ class Pow3r:
         return GroupRewards(rewards, metrics)
 
     def _smooth(self, contrast: dict[str, float]) -> dict[str, float]:
-        """``c_k <- beta c_k(previous) + (1 - beta) c_k``; a criterion's first value is kept."""
-        beta = self.config.ema
-        if beta is None:
+        """The pre-step smoothed contrast of each criterion (the group's own for a criterion
+        not seen in an earlier step); the group's contrast is kept for :meth:`end_step`."""
+        if self.config.ema is None:
             return contrast
         for name, value in contrast.items():
-            previous = self._contrast.get(name, value)
-            self._contrast[name] = beta * previous + (1 - beta) * value
-        return {name: self._contrast[name] for name in contrast}
+            self._step.setdefault(name, []).append(value)
+        return {name: self._contrast.get(name, value) for name, value in contrast.items()}
+
+    def end_step(self) -> None:
+        """``c_k <- beta c_k + (1 - beta) m_k``, ``m_k`` the mean contrast of criterion ``k``
+        over the step's groups that have it; a criterion's first ``m_k`` is kept as is."""
+        beta = self.config.ema
+        if beta is not None:
+            for name, values in self._step.items():
+                mean = sum(values) / len(values)
+                previous = self._contrast.get(name, mean)
+                self._contrast[name] = beta * previous + (1 - beta) * mean
+        self._step = {}
 
     def state_dict(self) -> dict[str, Any]:
-        """The EMA state (criterion name -> smoothed contrast), for checkpoints."""
+        """The EMA state (criterion name -> smoothed contrast), for checkpoints (taken between
+        steps, after :meth:`end_step`)."""
         return {"contrast": dict(self._contrast)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -397,6 +428,7 @@ class ClusterVote(_Stateless):
     the default) or TTRL (majority). Logged: ``vote/clusters`` and ``vote/top_share``.
     """
 
+    needs_components: ClassVar[bool] = False
     mode: VoteMode = "share"
     """``share`` (soft, EMPO) or ``majority`` (hard, TTRL)."""
     equivalence: str = "math"
@@ -461,6 +493,7 @@ def _outcomes_and_rubrics(
 
 @dataclass(frozen=True)
 class _RubricCombination(_Stateless):
+    needs_components: ClassVar[bool] = True
     eta: float = DEFAULT_ETA
     """Rubric weight ``eta`` (LongTraceRL trains with 0.3)."""
     group_normalize: bool = True

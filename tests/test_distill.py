@@ -12,6 +12,7 @@ import torch
 from rlvr.envs.types import Message
 from rlvr.training.distill import (
     DISTILLATION_LOSSES,
+    FEEDBACK_TEMPLATE,
     DistillConfig,
     opd_advantage,
     reverse_kl_full,
@@ -333,17 +334,23 @@ def test_toy_forward_ce_sampled_gradient_by_hand():
 # --- the teacher's context -----------------------------------------------------------------
 
 
-def test_teacher_context_inserts_feedback_before_the_student_turn():
+def test_teacher_context_appends_feedback_to_the_task_before_the_student_turn():
     dialogue = [Message("system", "Be brief."), Message("user", "What is 2 + 3?")]
     info = {"feedback": "  expected 5, got 6 ", "reference": "2 + 3 = 5"}
     context = teacher_context(dialogue, info)
-    assert context[:2] == dialogue and len(context) == 3
-    assert context[2].role == "user"
-    assert "expected 5, got 6\n" in context[2].content and "2 + 3 = 5" not in context[2].content
-    with_ref = teacher_context(dialogue, info, with_reference=True, role="system")
-    assert with_ref[2].role == "system" and with_ref[2].content.endswith("2 + 3 = 5")
+    # one user message (roles still alternate): the task, a blank line, the feedback
+    assert context[0] == dialogue[0] and len(context) == 2 and context[1].role == "user"
+    assert context[1].content == "What is 2 + 3?\n\n" + FEEDBACK_TEMPLATE.format(
+        feedback="expected 5, got 6"
+    )
+    assert "2 + 3 = 5" not in context[1].content
+    with_ref = teacher_context(dialogue, info, with_reference=True)
+    assert with_ref[1].content.endswith("2 + 3 = 5") and len(with_ref) == 2
+    as_system = teacher_context(dialogue, info, role="system")  # the last message is a user's
+    assert as_system[:2] == dialogue and as_system[2].role == "system"
+    assert as_system[2].content == FEEDBACK_TEMPLATE.format(feedback="expected 5, got 6")
     no_ref = teacher_context(dialogue, {"feedback": "x", "reference": None}, with_reference=True)
-    assert "reference" not in no_ref[2].content
+    assert "reference" not in no_ref[1].content
     assert dialogue == [Message("system", "Be brief."), Message("user", "What is 2 + 3?")]
 
 

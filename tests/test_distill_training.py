@@ -136,13 +136,13 @@ def test_feedback_context_shifts_the_student_tokens(policy: Policy) -> None:
     student_prompt = rollouts[0].policy_mask.index(1)
     teacher_messages = [
         Message("system", "Solve it."),
-        Message("user", "Evaluate $2 + 2$."),
         Message(
             "user",
-            FEEDBACK_TEMPLATE.format(feedback="Expected 4.")
+            "Evaluate $2 + 2$.\n\n"
+            + FEEDBACK_TEMPLATE.format(feedback="Expected 4.")
             + REFERENCE_TEMPLATE.format(reference="4"),
         ),
-    ]
+    ]  # the feedback joins the task's user message: roles keep alternating
     prefix = policy.chat.prompt_ids(teacher_messages)
     inputs = teacher_inputs(rollouts, policy.chat, "reference", policy.pad_id)
     shift = len(prefix) - student_prompt
@@ -201,12 +201,44 @@ def test_the_none_objective_is_an_exact_no_op(policy: Policy) -> None:
     out, metrics = distiller.advantages(
         TrainBatch(batch.ids, batch.attention, batch.mask, batch.old_logp, per_token)
     )
-    assert torch.equal(out.advantages, per_token) and metrics["distill/advantage"] == 0.0
+    assert torch.equal(out.advantages, per_token) and metrics == {}  # nothing to report
     scores = token_scores(policy.model, batch.ids, batch.attention, 1.0, mask=batch.mask)
     assert scores.logits is None  # the fast path keeps no logits
     loss = torch.randn(batch.mask.shape)
     combined, value = distiller.loss_tokens(loss, batch, scores)
-    assert torch.equal(combined, loss) and value == 0.0
+    assert torch.equal(combined, loss) and value == {}
+
+
+class _ConstantTerms:
+    """An objective whose terms are ``row + 1`` on every target (3 rows -> 1, 2, 3)."""
+
+    uses_teacher = True
+    needs_logits = False
+
+    def advantage(self, batch: TrainBatch, teacher: Any) -> torch.Tensor:
+        return torch.arange(1.0, len(batch) + 1)[:, None].expand_as(batch.mask).clone()
+
+    def loss(self, part: TrainBatch, student: Any, teacher: Any) -> torch.Tensor:
+        return self.advantage(part, teacher)
+
+
+def test_distill_metrics_average_over_the_rows_with_teacher_context() -> None:
+    from rlvr.training.batch import TeacherInputs
+
+    mask = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # 2, 1, 3 tokens
+    ids = torch.zeros((3, 4), dtype=torch.long)
+    teacher = TeacherInputs(
+        ids, torch.ones_like(ids), torch.zeros(3), torch.zeros(3), torch.tensor([1.0, 0.0, 1.0])
+    )
+    zeros = torch.zeros(3, 3)
+    batch = TrainBatch(ids, torch.ones_like(ids), mask, zeros, zeros, teacher)
+    distiller = Distiller(_ConstantTerms(), NoTeacher(), coef=0.5)
+    _, metrics = distiller.advantages(batch)
+    # rows 0 and 2 have context: (2 * 0.5 * 1 + 3 * 0.5 * 3) / 5 = 1.1 (all rows: 1.0)
+    assert metrics["distill/advantage"] == pytest.approx(1.1)
+    assert metrics["distill/context"] == pytest.approx(2 / 3)
+    _, loss_metrics = distiller.loss_tokens(torch.zeros(3, 3), batch, None)  # type: ignore[arg-type]
+    assert loss_metrics == {"distill/loss": pytest.approx((2 * 1 + 3 * 3) / 5)}
 
 
 def test_opd_advantage_is_teacher_minus_sampler_logprob(policy: Policy) -> None:
@@ -356,6 +388,7 @@ def test_objective_none_is_the_plain_trainer_bit_for_bit(tmp_path: Path, monkeyp
     distillation (a pass-through stands in for the distiller), weights bit for bit."""
     default, run = _train(tmp_path, "default")
     assert 0 < default[0]["reward"] < 1 and default[0]["loss"] != 0  # real gradients
+    assert not any(key.startswith("distill/") and key != "distill/horizon" for key in default[0])
 
     class PassThrough:
         needs_logits = False
@@ -366,8 +399,8 @@ def test_objective_none_is_the_plain_trainer_bit_for_bit(tmp_path: Path, monkeyp
         def advantages(self, batch: TrainBatch) -> tuple[TrainBatch, dict[str, float]]:
             return batch, {}
 
-        def loss_tokens(self, loss: torch.Tensor, part: Any, scores: Any) -> tuple[Any, float]:
-            return loss, 0.0
+        def loss_tokens(self, loss: torch.Tensor, part: Any, scores: Any) -> tuple[Any, Any]:
+            return loss, {}
 
     import rlvr.training.trainer as trainer
 

@@ -188,6 +188,53 @@ def test_pow3r_ema_state_round_trips_through_the_mix() -> None:
     assert not torch.equal(_mix(choice)(_context(second)).rewards, expected.rewards)
 
 
+def test_pow3r_ema_gives_every_group_of_a_step_the_pre_step_weights() -> None:
+    choice = {"name": "transform", "params": {"transform": "pow3r", "alpha": 1.0, "ema": 0.5}}
+    first = _group(
+        _rollout(components={"a": 1.0, "b": 1.0}, rubric=RUBRIC),
+        _rollout(components={"a": 1.0, "b": 0.0}, rubric=RUBRIC),
+    )  # contrast {a: 0, b: .5}
+    second = _group(
+        _rollout(components={"a": 1.0, "b": 0.0}, rubric=RUBRIC),
+        _rollout(components={"a": 0.0, "b": 0.0}, rubric=RUBRIC),
+    )  # contrast {a: .5, b: 0}
+    mix = _mix(choice)
+    alone = mix(_context(first)).rewards  # step 1: EMA {a: 0, b: .5}
+    both = mix(_context(first, second)).rewards  # step 2: both groups use {a: 0, b: .5}
+    assert torch.equal(both[0], alone[0])
+    # second: w_a = 2 * .001 / .502, w_b = 2 * .501 / .502; (1, 0) -> w_a / 2, (0, 0) -> 0
+    assert both[1, :, 0].tolist() == pytest.approx([0.001 / 0.502, 0.0], abs=1e-7)
+    # one update with the step's mean {a: .25, b: .25}: a = .125, b = .375
+    assert mix.state_dict() == {"transform:pow3r": {"contrast": {"a": 0.125, "b": 0.375}}}
+    swapped = _mix(choice)
+    swapped(_context(first))
+    assert torch.equal(swapped(_context(second, first)).rewards, both.flip(0))
+
+
+def test_rollouts_the_env_never_judged_mark_their_group_for_the_sources_that_need_it() -> None:
+    judged = _rollout(1.0, components={"a": 1.0, "b": 1.0}, rubric=RUBRIC)
+    cut = _rollout(0.0, rubric=RUBRIC)  # no terminal reward_components
+    group = _group(judged, cut)
+    for choice in (
+        {"name": "component", "params": {"key": "a"}},
+        {"name": "transform", "params": {"transform": "pow3r"}},
+        {"name": "transform", "params": {"transform": "positive_only"}},
+        {"name": "transform", "params": {"transform": "rubric_for_all"}},
+    ):
+        marked = _mix({"name": "env"}, choice).mark_unscorable(group)
+        assert marked.failed and marked.rollouts[0] == judged
+        assert marked.errors == [marked.rollouts[1].error]
+        label = "component:a" if choice["name"] == "component" else "transform:"
+        assert f"unscored: reward source {label}" in marked.errors[0]
+        assert "cut by rollout.max_total_tokens or max_turns" in marked.errors[0]
+    for choice in (
+        {"name": "env"},
+        {"name": "transform", "params": {"transform": "cluster_vote"}},
+        {"name": "transform", "params": {"transform": "none"}},
+    ):
+        assert _mix(choice).mark_unscorable(group) == group  # these score a cut episode
+
+
 def test_positive_only_and_rubric_for_all_on_multihop_components() -> None:
     scores = [(1.0, 0.5), (0.0, 1.0), (1.0, 0.25)]
     group = _group(
@@ -364,6 +411,35 @@ def test_bad_reward_sources_fail_validation(tmp_path: Path, rewards: str, messag
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["algorithm.rewards=[{name: transform, params: {transform: cluster_vote}}]"],
+            "informative filters on the env return: it needs the default algorithm.rewards",
+        ),
+        (
+            ["algorithm.rewards=[{name: env}, {name: component, params: {key: answer}}]"],
+            "informative filters on the env return: it needs the default algorithm.rewards",
+        ),
+        (
+            ["algorithm.token_credit={name: turn}"],
+            "the episode return, which token_credit turn does not train on",
+        ),
+    ],
+)
+def test_the_informative_filter_is_refused_unless_it_sees_the_trained_reward(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    informative = "rollout.group_filter=informative"
+    with pytest.raises(ConfigError) as caught:
+        load_config(_scenario(tmp_path), [informative, *overrides])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    load_config(_scenario(tmp_path), overrides)  # the same run without the filter is valid
+    weighted = load_config(_scenario(tmp_path), [informative, "algorithm.rewards=[{name: env}]"])
+    assert weighted.rollout.group_filter == "informative"
+
+
 def test_every_registered_source_is_documented() -> None:
     text = (ROOT / "docs" / "techniques.md").read_text(encoding="utf-8")
     for name in REWARD_SOURCES:
@@ -468,6 +544,54 @@ def test_pow3r_run_resumes_exactly_with_its_ema(tmp_path: Path) -> None:
     assert comparable(resumed) == comparable(uninterrupted)
     assert "rewards/transform:pow3r/static_reward" in resumed[-1]
     assert "rewards/transform:pow3r/strict_completion" in resumed[-1]
+
+
+class SecondReplyEnv(RubricParityEnv):
+    """:class:`RubricParityEnv` judging the second reply: the first gets "again" and no
+    ``reward_components``, so ``rollout.max_turns=1`` cuts every episode before the verdict."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.turn = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: str) -> Any:
+        self.turn += 1
+        if self.turn == 1:
+            return "again", 0.0, False, False, {"role": "user", "rubric": self._rubric()}
+        return super().step(action)
+
+
+gym.register("test/SecondReply-v0", entry_point=SecondReplyEnv)
+
+
+def test_episodes_cut_before_the_verdict_are_dropped_not_scored(tmp_path: Path) -> None:
+    from rlvr.training.trainer import train
+
+    scenario = ROOT / "scenarios" / "pow3r.yaml"
+    base = [
+        "envs=[{id: test/SecondReply-v0}]",
+        "sft.steps=0",
+        "eval.episodes=0",
+        "rollout.max_new_tokens=8",
+        "rollout.max_total_tokens=160",
+        "run.steps=2",
+    ]
+    train(load_config(scenario, [*_small(tmp_path, "full"), *base, "rollout.max_turns=2"]))
+    judged = _metrics(tmp_path / "full")
+    assert [r["groups_failed"] for r in judged] == [0, 0]
+    assert all(math.isfinite(r["rewards/transform:pow3r"]) for r in judged)
+    assert not (tmp_path / "full" / "failures.jsonl").exists()
+    # one turn: every episode is cut before the env's verdict, every group is dropped
+    train(load_config(scenario, [*_small(tmp_path, "cut"), *base, "rollout.max_turns=1"]))
+    records = _metrics(tmp_path / "cut")
+    # 2 groups per round, refilled for max_sampling_rounds (3) rounds
+    assert [(r["groups_failed"], r["sampling_rounds"]) for r in records] == [(6, 3), (6, 3)]
+    assert all("rewards/transform:pow3r" not in r for r in records)  # nothing was scored
+    lines = (tmp_path / "cut" / "failures.jsonl").read_text(encoding="utf-8").splitlines()
+    failures = [json.loads(line) for line in lines]
+    assert len(failures) == 2 * 6 * 4 and {f["step"] for f in failures} == {1, 2}
+    assert all(f["error"].startswith("unscored: reward source transform:pow3r") for f in failures)
+    assert all(f["truncated"] and f["components"] == {} for f in failures)
 
 
 def test_turn_credit_with_gamma_one_on_single_turns_is_grpo(tmp_path: Path) -> None:

@@ -71,21 +71,33 @@ def test_pow3r_transform_rewards_and_logged_objective():
     assert result.metrics["reward"] == pytest.approx((1 + w_a / 3) / 2)
 
 
-def test_pow3r_ema_smooths_contrast_and_round_trips_its_state():
+def test_pow3r_ema_moves_once_per_step_and_round_trips_its_state():
     transform = Pow3r(alpha=1.0, ema=0.5)
-    transform(group())  # contrast {a: 0, b: .5} stored as is (first observation)
-    flat = tuple({"a": 1.0, "b": 1.0} for _ in range(4))  # contrast {a: 0, b: 0}
+    flat = ScoredGroup(
+        (0.0,) * 4, components=tuple({"a": 1.0, "b": 1.0} for _ in range(4)), criteria=FACTS
+    )  # contrast {a: 0, b: 0}
+    # step 1, no EMA yet: each group uses its own contrast; nothing moves within the step
+    first = transform(group())  # contrast {a: 0, b: .5}
+    assert transform(flat).rewards == (1.0,) * 4  # equal contrasts: the human weights
+    assert transform.state_dict() == {"contrast": {}}
+    transform.end_step()  # the step's mean {a: 0, b: .25} is the first value
     state = transform.state_dict()
-    assert state == {"contrast": {"a": 0.0, "b": 0.5}}
-    result = transform(ScoredGroup((0.0,) * 4, components=flat, criteria=FACTS))
-    assert result.rewards == (1.0,) * 4
+    assert state == {"contrast": {"a": 0.0, "b": 0.25}}
+    # step 2: every group uses the pre-step {a: 0, b: .25}, whatever the order of the groups;
+    # w~_a = 3 * 2 * .001 / (2 * .001 + 1 * .251) = .0237154, so (1, 0) scores .0079051
+    w = pow3r_weights(FACTS, {"a": 0.0, "b": 0.25}, alpha=1.0, eps=1e-3)
+    assert w["a"] == pytest.approx(0.006 / 0.253)
+    transform(flat)  # an earlier group of the step does not change the next one's weights
+    second = transform(group())
+    assert second.rewards[1] == pytest.approx(w["a"] / 3) == pytest.approx(0.0079051, abs=1e-7)
+    assert second.rewards != first.rewards  # first used its own {a: 0, b: .5}
+    transform.end_step()  # b = .5 * .25 + .5 * mean(0, .5) = .25
     assert transform.state_dict() == {"contrast": {"a": 0.0, "b": 0.25}}
     fresh = Pow3r(alpha=1.0, ema=0.5)
     fresh.load_state_dict(state)
-    # Smoothed b = .5 .5 + .5 .5 = .5 again: same weights as the first group's.
-    again = fresh(group())
-    w = pow3r_weights(FACTS, {"a": 0.0, "b": 0.5}, alpha=1.0, eps=1e-3)
-    assert again.rewards[1] == pytest.approx(w["a"] / 3)
+    assert fresh(group()).rewards == second.rewards
+    fresh.end_step()  # one group this time: b = .5 * .25 + .5 * .5 = .375
+    assert fresh.state_dict() == {"contrast": {"a": 0.0, "b": 0.375}}
 
 
 def test_pow3r_on_a_real_rubric_matches_its_static_reward():

@@ -240,8 +240,11 @@ def test_a_run_writes_every_artifact(tmp_path: Path) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step-000003" / "model")
     assert model.config.hidden_size == SMALL["hidden_size"]
+    written = {p: p.read_bytes() for p in (run / "config.yaml", run / "metrics.jsonl")}
     with pytest.raises(ValueError, match="already holds a run"):
-        train(load_config(_scenario(tmp_path), [f"run.output_dir={run}", "run.resume=false"]))
+        other = [f"run.output_dir={run}", "run.resume=false", "algorithm.lr=0.5"]
+        train(load_config(_scenario(tmp_path), other))
+    assert {p: p.read_bytes() for p in written} == written  # the refusal wrote nothing
 
 
 def test_lora_and_sequence_level_loss_train(tmp_path: Path) -> None:
@@ -362,6 +365,43 @@ def test_two_processes_train_with_ddp(tmp_path: Path) -> None:
     records = _metrics(tmp_path / "run")
     assert [r["step"] for r in records] == [1, 2]
     assert records[-1]["rollouts"] == 4  # both processes' groups are in the metrics
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["sft.hand_over_optimizer=true", "algorithm.optimizer=sgd"],
+            "sft.hand_over_optimizer hands the warm-up's AdamW moments to RL: it needs",
+        ),
+        (
+            ["sft.hand_over_optimizer=true", "sft.steps=0"],
+            "sft.hand_over_optimizer hands the warm-up's AdamW moments to RL: it needs",
+        ),
+        (
+            ["envs.0.solver={worked: 0.3}", "sft.steps=0"],
+            "envs[].solver of ['rlvr/Math-v0'] only shapes the warm-up's scripted transcripts",
+        ),
+        (
+            ["envs.0.solver={worked: 0.3}", "sft.data=chats.jsonl"],
+            "envs[].solver of ['rlvr/Math-v0'] only shapes the warm-up's scripted transcripts",
+        ),
+        (
+            [
+                "algorithm.token_credit={name: turn}",
+                "algorithm.rewards=[{name: component, params: {key: answer}}]",
+            ],
+            "token_credit turn reads the env's per-turn rewards only",
+        ),
+    ],
+)
+def test_settings_the_run_would_ignore_are_refused(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_scenario(tmp_path), overrides)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    load_config(_scenario(tmp_path), overrides[:1])  # valid alone (sft.steps 3, adamw, env)
 
 
 def test_parse_config_defaults_are_valid() -> None:
@@ -541,3 +581,24 @@ def test_hand_over_copies_adam_moments_and_keeps_the_rl_learning_rate():
     # after one step, v = (1 - beta2) g^2 = 0.001 * [1, 4, 0.25]
     assert torch.allclose(rl.state[weight]["exp_avg_sq"], torch.tensor([1e-3, 4e-3, 2.5e-4]))
     assert float(rl.state[weight]["step"]) == 1.0
+
+
+def test_remove_partial_restores_a_step_retired_by_a_killed_re_save(tmp_path: Path) -> None:
+    from rlvr.training.checkpoint import list_checkpoints, remove_partial
+
+    folder = tmp_path / "checkpoints"
+    # step 4 re-saved, killed between the renames: the old copy retired, the new one staged
+    for name, content in [
+        (".tmp-retired-step-000004-77", b"old 4"),
+        (".tmp-step-000004-77", b"new 4"),
+        ("step-000002", b"kept 2"),
+        (".tmp-retired-step-000002-77", b"stale 2"),  # its new copy did arrive
+        (".tmp-step-000006-78", b"half-written 6"),
+    ]:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "trainer.pt").write_bytes(content)
+    remove_partial(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000002", "step-000004"]
+    assert [c.step for c in list_checkpoints(tmp_path)] == [2, 4]
+    assert (folder / "step-000004" / "trainer.pt").read_bytes() == b"old 4"
+    assert (folder / "step-000002" / "trainer.pt").read_bytes() == b"kept 2"

@@ -9,8 +9,9 @@ A checkpoint is a folder ``checkpoints/step-000010/`` holding
 
 It is written into a hidden sibling folder, fsynced, then renamed into place: a kill at any
 moment leaves either the complete folder or no folder (half-written ones are deleted at the
-next start). Step 0 is the policy after the warm-up, before RL; it is never pruned, because the
-reference policy of the KL penalty is read back from it.
+next start; a step saved again is swapped in with two renames, and the old copy is restored if
+a kill falls between them). Step 0 is the policy after the warm-up, before RL; it is never
+pruned, because the reference policy of the KL penalty is read back from it.
 
 Resume is exact because every random draw of step ``s`` comes from generators seeded with
 ``(seed, s, rank)`` (task seeds, levels aside, and sampling): the state after step ``s`` and
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 _PREFIX = "step-"
+_RETIRED = ".tmp-retired-"
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,18 @@ def list_checkpoints(root: Path) -> list[Checkpoint]:
 
 
 def remove_partial(root: Path) -> None:
-    """Delete folders a killed run left half-written."""
+    """Delete folders a killed run left half-written. A step that a re-save retired
+    (``.tmp-retired-step-N-pid``) and whose new copy never got into place (a kill between the
+    two renames of :func:`save_checkpoint`) is renamed back first, so the step is not lost."""
     folder = root / "checkpoints"
-    if folder.is_dir():
-        for path in folder.glob(".tmp-*"):
-            shutil.rmtree(path, ignore_errors=True)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob(f"{_RETIRED}*")):
+        name = path.name.removeprefix(_RETIRED).rpartition("-")[0]
+        if name.startswith(_PREFIX) and not (folder / name).exists():
+            path.rename(folder / name)
+    for path in folder.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def rng_state() -> dict[str, Any]:
@@ -110,7 +119,7 @@ def save_checkpoint(
     tokenizer.save_pretrained(staging / "model")
     torch.save({**trainer_state, "step": step, "rng": rng_state()}, staging / "trainer.pt")
     _fsync_tree(staging)
-    retired = final.parent / f".tmp-retired-{final.name}-{os.getpid()}"
+    retired = final.parent / f"{_RETIRED}{final.name}-{os.getpid()}"
     if final.exists():  # the same step saved again: swap it, never leave the step missing
         final.rename(retired)
     staging.rename(final)

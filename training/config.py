@@ -492,10 +492,9 @@ class TrainConfig(_Section):
         tiny = self.model.tiny
         if tiny.hidden_size % tiny.num_heads:
             raise ValueError("model.tiny.hidden_size must be a multiple of model.tiny.num_heads")
-        if self.distill.reward_weight == 0 and rollout.group_filter != "all":
-            raise ValueError(
-                "distill.reward_weight 0 ignores rewards, so rollout.group_filter must be all"
-            )
+        if rollout.group_filter == "informative":
+            _check_informative_filter(self)
+        _check_used(self)
         ids = [env.id for env in self.envs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"envs lists an id twice: {ids}")
@@ -504,6 +503,48 @@ class TrainConfig(_Section):
     @property
     def output_dir(self) -> Path:
         return Path(self.run.output_dir.format(name=self.run.name))
+
+
+def _check_used(config: TrainConfig) -> None:
+    """Refuse settings that the rest of the scenario would silently ignore."""
+    sft, algo = config.sft, config.algorithm
+    if sft.hand_over_optimizer and (algo.optimizer != "adamw" or sft.steps == 0):
+        raise ValueError(
+            "sft.hand_over_optimizer hands the warm-up's AdamW moments to RL: it needs "
+            "sft.steps > 0 and algorithm.optimizer adamw"
+        )
+    solved = [env.id for env in config.envs if env.solver]
+    if solved and (sft.data is not None or sft.steps == 0):
+        raise ValueError(
+            f"envs[].solver of {solved} only shapes the warm-up's scripted transcripts: it "
+            "needs sft.steps > 0 and no sft.data"
+        )
+    if algo.token_credit.name == "turn" and [(r.name, r.params) for r in algo.rewards] != [
+        ("env", {})
+    ]:
+        raise ValueError(
+            "token_credit turn reads the env's per-turn rewards only: it needs the default "
+            "algorithm.rewards [{name: env}]"
+        )
+
+
+def _check_informative_filter(config: TrainConfig) -> None:
+    """``group_filter: informative`` decides on the env return, so it is refused wherever the
+    trained signal is not that return (it would leak ground truth into a label-free run)."""
+    if config.distill.reward_weight == 0:
+        raise ValueError(
+            "distill.reward_weight 0 ignores rewards, so rollout.group_filter must be all"
+        )
+    if [(r.name, r.params) for r in config.algorithm.rewards] != [("env", {})]:
+        raise ValueError(
+            "rollout.group_filter informative filters on the env return: it needs the default "
+            "algorithm.rewards [{name: env}]"
+        )
+    if config.algorithm.token_credit.name == "turn":
+        raise ValueError(
+            "rollout.group_filter informative filters on the episode return, which token_credit "
+            "turn does not train on: use group_filter all"
+        )
 
 
 def _format_error(error: ValidationError) -> str:

@@ -188,12 +188,14 @@ def teacher_context(
     with_reference: bool = False,
     role: Role = "user",
 ) -> list[Message]:
-    """The DistIL teacher's context: the student's dialogue plus one feedback message.
+    """The DistIL teacher's context: the student's dialogue with the feedback added.
 
     ``messages`` is the dialogue up to the student turn being distilled (what the student
-    saw); ``info`` is the episode's terminal info. Returns ``messages`` followed by a ``role``
-    message holding ``info["feedback"]`` (and ``info["reference"]`` when ``with_reference``
-    and the env has one), so the teacher scores the student's reply after seeing the feedback
+    saw); ``info`` is the episode's terminal info. The text ``info["feedback"]`` (and
+    ``info["reference"]`` when ``with_reference`` and the env has one) is appended, after a
+    blank line, to the last message when it is a ``role`` message (the task), so chat
+    templates that require alternating roles still render it; otherwise it becomes a new
+    ``role`` message. The teacher scores the student's reply after seeing the feedback
     [layout reconstructed; SDPO's reprompt template is similar]. Raises ``ValueError`` when
     the info has no feedback text.
     """
@@ -204,4 +206,7 @@ def teacher_context(
     reference = info.get("reference")
     if with_reference and isinstance(reference, str) and reference.strip():
         text += REFERENCE_TEMPLATE.format(reference=reference.strip())
+    if messages and messages[-1].role == role:
+        last = messages[-1]
+        return [*messages[:-1], Message(role=role, content=f"{last.content}\n\n{text}")]
     return [*messages, Message(role=role, content=text)]

@@ -146,6 +146,13 @@ def _masked_mean(values: Tensor, mask: Tensor) -> float:
     return float((values.detach() * mask).sum() / mask.sum().clamp(min=1.0))
 
 
+def _with_context(batch: TrainBatch) -> Tensor:
+    """(N, L-1) float: the policy tokens of the rows the teacher had context for."""
+    if batch.teacher is None:
+        raise ValueError("the batch has no teacher inputs")
+    return batch.mask * batch.teacher.has_context[:, None].to(batch.mask.dtype)
+
+
 @dataclass(frozen=True)
 class Distiller:
     """The objective, its teacher and the two weights; the one object the loop calls."""
@@ -164,22 +171,28 @@ class Distiller:
         return replace(batch, teacher=self.teacher.inputs(rollouts))
 
     def advantages(self, batch: TrainBatch) -> tuple[TrainBatch, dict[str, float]]:
-        """``reward_weight * A_env + coef * A_distill``, per token (N, L-1), and its metrics."""
+        """``reward_weight * A_env + coef * A_distill``, per token (N, L-1), and the metrics
+        the objective has: none without a teacher; else ``distill/advantage`` (the mean term
+        over the policy tokens of rows with teacher context) and ``distill/context`` (the
+        share of rows with context)."""
         term = self.coef * self.objective.advantage(batch, self.teacher)
         combined = self.reward_weight * batch.advantages + term
-        context = batch.teacher.has_context.mean() if batch.teacher is not None else torch.nan
-        metrics = {
-            "distill/advantage": _masked_mean(term, batch.mask),
-            "distill/context": float(context),
-        }
+        metrics = {}
+        if batch.teacher is not None:
+            metrics["distill/advantage"] = _masked_mean(term, _with_context(batch))
+            metrics["distill/context"] = float(batch.teacher.has_context.mean())
         return replace(batch, advantages=combined), metrics
 
     def loss_tokens(
         self, loss_tokens: Tensor, part: TrainBatch, student: TokenScores
-    ) -> tuple[Tensor, float]:
-        """``loss_tokens + coef * L_distill`` (n, L-1), and the mean distillation loss."""
+    ) -> tuple[Tensor, dict[str, float]]:
+        """``loss_tokens + coef * L_distill`` (n, L-1), and ``distill/loss`` (the mean term over
+        the policy tokens of rows with teacher context; no metric without a teacher)."""
         term = self.objective.loss(part, student, self.teacher)
-        return loss_tokens + self.coef * term, _masked_mean(term, part.mask)
+        metrics = {}
+        if part.teacher is not None:
+            metrics["distill/loss"] = _masked_mean(term, _with_context(part))
+        return loss_tokens + self.coef * term, metrics
 
 
 def build_distiller(config: TrainConfig, policy: Policy) -> Distiller:

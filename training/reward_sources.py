@@ -31,13 +31,20 @@ own metrics as ``rewards/<label>/<metric>`` (POW3R's ``static_reward`` and
 ``strict_completion``, LongTraceRL's ``reward_on_wrong``, the vote's ``top_share``...).
 Sources that keep state across steps (POW3R's EMA) save it in the checkpoints through
 :meth:`RewardMix.state_dict`, so a resumed run continues exactly.
+
+A source that reads ``info["reward_components"]`` (``component``, and ``transform`` with
+``pow3r``, ``positive_only`` or ``rubric_for_all``) cannot score an episode the env never
+judged (cut by ``rollout.max_total_tokens`` or ``max_turns``): before the step's rewards the
+loop calls :meth:`RewardMix.mark_unscorable` on every group, and a group with such a rollout
+is dropped like a group whose env failed (counted in ``groups_failed``, written to
+``failures.jsonl`` with the reason), never scored 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
@@ -52,7 +59,7 @@ from rlvr.rewards.transforms import (
 from rlvr.training.batch import build_batch, group_rewards
 from rlvr.training.registry import Registry
 from rlvr.training.rewards_model import self_certainty
-from rlvr.training.rollout import RolloutGroup
+from rlvr.training.rollout import Rollout, RolloutGroup
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,11 @@ class RewardSource(Protocol):
 
     def __call__(self, context: RewardContext) -> SourceRewards: ...
 
+    def unscorable(self, rollout: Rollout) -> str | None:
+        """Why the source cannot score ``rollout`` (``None`` if it can): its group is then
+        dropped before the step's rewards, like a group whose env failed."""
+        ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
@@ -123,6 +135,14 @@ class _Stateless:
             raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
 
 
+def _unjudged(label: str) -> str:
+    return (
+        f"unscored: reward source {label} needs the terminal info['reward_components'], which "
+        "the env never gave (the episode was cut by rollout.max_total_tokens or max_turns "
+        "before the env judged it)"
+    )
+
+
 @REWARD_SOURCES.register("env")
 @dataclass(frozen=True)
 class EnvReturn(_Stateless):
@@ -132,6 +152,9 @@ class EnvReturn(_Stateless):
     @property
     def label(self) -> str:
         return "env"
+
+    def unscorable(self, rollout: Rollout) -> str | None:
+        return None  # every episode has a return, cut or not
 
     def __call__(self, context: RewardContext) -> SourceRewards:
         overlong = context.overlong
@@ -158,6 +181,9 @@ class Component(_Stateless):
     @property
     def label(self) -> str:
         return f"component:{self.key}"
+
+    def unscorable(self, rollout: Rollout) -> str | None:
+        return None if rollout.components else _unjudged(self.label)
 
     def __call__(self, context: RewardContext) -> SourceRewards:
         rows = []
@@ -192,8 +218,10 @@ class Transform:
 
     ``transform`` names it in ``REWARD_TRANSFORMS``; the other parameters are its own (POW3R's
     ``alpha``, ``eps``, ``ema``; the vote's ``mode`` and ``equivalence``; LongTraceRL's ``eta``).
-    Its per-group metrics are logged as ``rewards/transform:<name>/<metric>``; its state (POW3R's
-    EMA) goes into the checkpoints.
+    Its per-group metrics are logged as ``rewards/transform:<name>/<metric>``. After the step's
+    groups it calls the transform's ``end_step`` once (POW3R folds the step's mean contrast into
+    its EMA there, so every group of a step sees the same pre-step weights); that state goes
+    into the checkpoints.
     """
 
     def __init__(self, transform: str, **params: Any) -> None:
@@ -204,6 +232,11 @@ class Transform:
     def label(self) -> str:
         return f"transform:{self.name}"
 
+    def unscorable(self, rollout: Rollout) -> str | None:
+        if self.transform.needs_components and not rollout.components:
+            return _unjudged(self.label)
+        return None
+
     def __call__(self, context: RewardContext) -> SourceRewards:
         rows: list[tuple[float, ...]] = []
         metrics: dict[str, list[float]] = {}
@@ -213,6 +246,7 @@ class Transform:
             for key, value in result.metrics.items():
                 if key != "reward":  # the source's own mean is logged under its label
                     metrics.setdefault(key, []).append(float(value))
+        self.transform.end_step()
         return SourceRewards(torch.tensor(rows, dtype=torch.float), metrics)
 
     def state_dict(self) -> dict[str, Any]:
@@ -248,6 +282,9 @@ class SelfCertainty(_Stateless):
     @property
     def label(self) -> str:
         return "self_certainty"
+
+    def unscorable(self, rollout: Rollout) -> str | None:
+        return None  # any sampled completion has a self-certainty
 
     def __call__(self, context: RewardContext) -> SourceRewards:
         policy = context.policy
@@ -335,6 +372,17 @@ class RewardMix:
     @property
     def labels(self) -> list[str]:
         return [s.label for s in self.sources]
+
+    def mark_unscorable(self, group: RolloutGroup) -> RolloutGroup:
+        """``group`` with ``error`` set on each rollout some source cannot score (an episode
+        cut before the env judged it), so that ``group.failed`` drops it: a reward source
+        never scores such a rollout 0 in silence."""
+        rollouts = []
+        for rollout in group.rollouts:
+            reasons = (source.unscorable(rollout) for source in self.sources)
+            reason = next((r for r in reasons if r is not None), None)
+            rollouts.append(rollout if reason is None else replace(rollout, error=reason))
+        return replace(group, rollouts=tuple(rollouts))
 
     def __call__(self, context: RewardContext) -> MixedRewards:
         """Every source on the step's groups: rewards (B, G, K), weights (K,), metrics."""

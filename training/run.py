@@ -103,8 +103,13 @@ class RunState:
         return self.reference.logprobs(batch.ids, batch.attention, temperature, batch.mask)
 
     def report_failures(self, step: int, groups: list[RolloutGroup]) -> None:
+        """Groups whose env failed: raised (``on_env_error: raise``) or logged."""
         if self.config.rollout.on_env_error == "raise" and groups:
             raise RuntimeError(f"an env failed at step {step + 1}: {groups[0].errors[0]}")
+        self.log_failures(step, groups)
+
+    def log_failures(self, step: int, groups: list[RolloutGroup]) -> None:
+        """Write dropped groups to ``failures.jsonl`` (each rollout's ``error`` says why)."""
         if self.log is not None and groups:
             self.log.failures(step + 1, [r for g in groups for r in g.rollouts])
 
@@ -163,6 +168,12 @@ def start_run(config: TrainConfig) -> RunState:
             f"of the number of processes ({info.world_size})"
         )
     root = config.output_dir
+    # refuse before anything is written: the folder's run (config.yaml, logs) stays as it was
+    if not config.run.resume and list_checkpoints(root):
+        raise ValueError(
+            f"{root} already holds a run; resume it (run.resume=true) or choose a new "
+            "run.output_dir"
+        )
     log = None
     if info.is_main:
         root.mkdir(parents=True, exist_ok=True)
@@ -173,11 +184,6 @@ def start_run(config: TrainConfig) -> RunState:
         log = RunLog(root, tensorboard=config.run.tensorboard)
         resolve_model_source(config.model)  # build the tiny model once, before the others load
     barrier(info)
-    if not config.run.resume and list_checkpoints(root):
-        raise ValueError(
-            f"{root} already holds a run; resume it (run.resume=true) or choose a new "
-            "run.output_dir"
-        )
     checkpoints = list_checkpoints(root) if config.run.resume else []
     latest = checkpoints[-1] if checkpoints else None
     policy = load_policy(config.model, device=str(device), source=_source(config, latest))

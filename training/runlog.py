@@ -6,7 +6,7 @@ Layout of a run directory::
     metrics.jsonl          one JSON object per step (``step`` first)
     tensorboard/           TensorBoard events of the same scalars
     samples/step-000010.jsonl   a few transcripts of that step's rollouts
-    failures.jsonl         rollouts whose env raised (their groups were dropped)
+    failures.jsonl         dropped groups: an env raised, or a reward source cannot score a rollout
     eval.json              held-out evaluation before and after RL
     plots/*.png            curves drawn from metrics.jsonl at the end
     checkpoints/step-000010/    see :mod:`rlvr.training.checkpoint`

@@ -8,11 +8,12 @@ re-tokenization of the reply text. Row ``i`` of the teacher's batch is ::
 where the context prefix (``distill.context``) is
 
 * ``none``: the student's own prompt ids (the teacher sees what the student saw);
-* ``feedback``: the student's first prompt messages followed by one user message holding the
-  episode's ``info["feedback"]`` (:func:`rlvr.training.distill.teacher_context`), rendered with
-  the generation prompt by the policy's :class:`~rlvr.training.chat_tokens.ChatTokens`, the
-  renderer of the student's own prompt;
-* ``reference``: the same message with ``info["reference"]`` appended.
+* ``feedback``: the student's first prompt messages with the episode's ``info["feedback"]``
+  appended to the last user message, the task (:func:`rlvr.training.distill.teacher_context`;
+  no second consecutive user message, which templates that alternate roles refuse), rendered
+  with the generation prompt by the policy's :class:`~rlvr.training.chat_tokens.ChatTokens`,
+  the renderer of the student's own prompt;
+* ``reference``: the same with ``info["reference"]`` appended.
 
 Everything after the prompt (the sampled turns and, in multi-turn episodes, the env's messages
 and the template glue between turns) is copied id for id, so in a multi-turn episode the

@@ -11,7 +11,8 @@ One step, per process (under ``torchrun`` each process plays ``prompts_per_step 
 1. draw group specs from generators seeded by ``(seed, step, rank)``; collect the groups
    (:class:`~rlvr.training.rollout.RolloutCollector`), each turn cut at the step's horizon
    (``distill.horizon``; ``full`` keeps ``rollout.max_new_tokens``); drop groups whose env
-   failed (logged)
+   failed or that a reward source cannot score (an episode cut before the env judged it;
+   logged)
    and, with ``group_filter: informative``, zero-variance groups, refilling up to
    ``max_sampling_rounds`` rounds;
 2. rewards ``(B, G, K)`` from the sources of ``algorithm.rewards`` (default: the env return
@@ -113,8 +114,12 @@ def _collect(
         counts["sampling_rounds"] += 1
         failed = [g for g in groups if g.failed]
         state.report_failures(step, failed)
-        counts["groups_failed"] += len(failed)
-        healthy = [g for g in groups if not g.failed]
+        # groups a reward source cannot score (an episode cut before the env judged it)
+        marked = [state.rewards.mark_unscorable(g) for g in groups if not g.failed]
+        unscorable = [g for g in marked if g.failed]
+        state.log_failures(step, unscorable)
+        counts["groups_failed"] += len(failed) + len(unscorable)
+        healthy = [g for g in marked if not g.failed]
         if healthy:
             rewards = torch.tensor([[r.reward for r in g.rollouts] for g in healthy])
             keep = keep_group(rewards).tolist()
@@ -192,9 +197,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "entropy": [],
                 "clip_fraction": [],
                 "grad_norm": [],
-                "distill/advantage": [],
-                "distill/loss": [],
-                "distill/context": [],
             }
             minibatches = all_min(info, min(algo.minibatches, len(rollouts)), device)
             if minibatches > 0:
@@ -221,7 +223,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 # reward_weight * A_env + coef * A_distill (OPD: the teacher scores the batch)
                 batch, distill_metrics = distiller.advantages(batch)
                 for key, value in distill_metrics.items():
-                    stats[key].append(value)
+                    stats.setdefault(key, []).append(value)
                 update_generator = torch.Generator().manual_seed(
                     _seed(config.run.seed, step, 1 << 20)
                 )
@@ -265,6 +267,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         )
                         # + coef * L_distill (DistIL forward CE, SDPO reverse KL; 0 otherwise)
                         loss_tokens, distill_loss = distiller.loss_tokens(loss_tokens, part, scores)
+                        for key, value in distill_loss.items():
+                            stats.setdefault(key, []).append(value)
                         loss = aggregate(loss_tokens + algo.beta * kl, part.mask, context)
                         state.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -285,7 +289,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
                             float((clipped.float() * part.mask).sum() / active)
                         )
                         stats["grad_norm"].append(float(grad_norm))
-                        stats["distill/loss"].append(distill_loss)
                 state.sync_weights()
             update_time = time.perf_counter() - timer
 
