@@ -121,8 +121,9 @@ def test_reverse_kl_sampled_by_hand():
 
 
 def test_reverse_kl_sampled_gradient_is_the_reverse_kl_gradient_in_expectation():
-    student = torch.randn(1, 1, 4, dtype=torch.float64, requires_grad=True)
-    teacher = torch.randn(1, 1, 4, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(1, 1, 4, dtype=torch.float64, generator=generator).requires_grad_()
+    teacher = torch.randn(1, 1, 4, dtype=torch.float64, generator=generator)
     p = torch.softmax(student.detach(), dim=-1).view(-1)
     sampled = DISTILLATION_LOSSES.get("reverse_kl_sampled")
     expected = sum(
@@ -131,7 +132,8 @@ def test_reverse_kl_sampled_gradient_is_the_reverse_kl_gradient_in_expectation()
     )
     (grad_sampled,) = torch.autograd.grad(expected, student)
     (grad_exact,) = torch.autograd.grad(reverse_kl_full(student, teacher, ONE).sum(), student)
-    assert torch.allclose(grad_sampled, grad_exact)
+    # reverse_kl_full computes in float32
+    assert torch.allclose(grad_sampled, grad_exact, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", DISTILLATION_LOSSES.names())

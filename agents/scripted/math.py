@@ -367,6 +367,7 @@ class MathSolver(Agent):
     def __init__(self, worked: float = 0.0):
         if not (math.isfinite(worked) and 0.0 <= worked <= 1.0):
             raise ValueError(f"worked must be a share in [0, 1], got {worked!r}")
+        super().__init__()
         self.worked = worked
 
     def act(self, dialogue: Sequence[Message]) -> str:
