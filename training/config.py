@@ -15,7 +15,6 @@ group to compare), got 1``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,33 +33,8 @@ from pydantic import (
 from rlvr.training.advantages import ADVANTAGES
 from rlvr.training.horizons import HORIZONS, HorizonConfig
 from rlvr.training.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+from rlvr.training.overrides import ConfigError, apply_overrides, parse_yaml
 from rlvr.training.sampling import GROUP_FILTERS
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 with YAML 1.2 floats: ``3e-5`` is a number, not the string PyYAML makes it."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
-
-
-class ConfigError(ValueError):
-    """A scenario that cannot run, with a one-line message naming the field."""
 
 
 class _Section(BaseModel):
@@ -559,47 +533,6 @@ def _format_error(error: ValidationError) -> str:
     return f"{where or 'scenario'}: {message}{shown}{suffix}"
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested mapping."""
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} is not key=value")
-        try:
-            value = _yaml(raw)
-        except yaml.YAMLError:
-            value = raw
-        node: Any = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = _child(node, part, key)
-        _assign(node, parts[-1], value, key)
-    return data
-
-
-def _child(node: Any, part: str, key: str) -> Any:
-    if isinstance(node, list):
-        return node[_index(node, part, key)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"override {key!r}: {part!r} is inside a value, not a section")
-    return node.setdefault(part, {})
-
-
-def _assign(node: Any, part: str, value: Any, key: str) -> None:
-    if isinstance(node, list):
-        node[_index(node, part, key)] = value
-    elif isinstance(node, dict):
-        node[part] = value
-    else:
-        raise ConfigError(f"override {key!r}: cannot set a field inside a value")
-
-
-def _index(node: list[Any], part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"override {key!r}: {part!r} is not an index below {len(node)}")
-    return int(part)
-
-
 def parse_config(data: Mapping[str, Any]) -> TrainConfig:
     """Validate a scenario mapping; raises :class:`ConfigError` with a one-line message."""
     try:
@@ -612,7 +545,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a scenario YAML file, apply command-line overrides and validate it all."""
     path = Path(path)
     try:
-        data = _yaml(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read scenario {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
