@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import pytest
 import torch
+from conftest import SMALL
 
 import rlvr
 from rlvr.agents.tiny import ensure_tiny_model
@@ -33,25 +33,10 @@ from rlvr.training.teacher import NoTeacher, Teacher, check_shared_vocabulary, t
 
 gym.register_envs(rlvr)
 
-SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Tiny models are built into a private cache (not the user's)."""
-    old = os.environ.get("RLVR_CACHE_DIR")
-    os.environ["RLVR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("RLVR_CACHE_DIR")
-    else:
-        os.environ["RLVR_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy(ModelConfig(tiny=TinyModelConfig(**SMALL)), device="cpu")
+pytestmark = pytest.mark.usefixtures("tiny_cache")
 
 
 def _rollouts(policy: Policy, *, max_turns: int = 2, **limits: int) -> list[Rollout]:

@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch
+from conftest import SMALL
 
 import rlvr
 from rlvr.training.config import ConfigError, ModelConfig, TinyModelConfig, load_config
@@ -40,19 +41,7 @@ from rlvr.training.rollout import EnvPool, GroupSpec, RolloutCollector, RolloutL
 
 gym.register_envs(rlvr)
 
-SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tiny models are built into a private cache (not the user's)."""
-    old = os.environ.get("RLVR_CACHE_DIR")
-    os.environ["RLVR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("RLVR_CACHE_DIR")
-    else:
-        os.environ["RLVR_CACHE_DIR"] = old
+pytestmark = pytest.mark.usefixtures("tiny_cache")
 
 
 class StubServer:

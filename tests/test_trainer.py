@@ -14,40 +14,22 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch
+from conftest import SMALL
 
 import rlvr
 from rlvr.envs.spaces import UnicodeText
 from rlvr.training.config import (
     ConfigError,
-    ModelConfig,
-    TinyModelConfig,
     load_config,
     parse_config,
 )
 from rlvr.training.generation import SamplingSettings
-from rlvr.training.policy import Policy, load_policy, sequence_logprobs
+from rlvr.training.policy import Policy, sequence_logprobs
 from rlvr.training.rollout import EnvPool, GroupSpec, RolloutCollector, RolloutLimits
 
 gym.register_envs(rlvr)
 
-SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Tiny models are built into a private cache (not the user's)."""
-    old = os.environ.get("RLVR_CACHE_DIR")
-    os.environ["RLVR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("RLVR_CACHE_DIR")
-    else:
-        os.environ["RLVR_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy(ModelConfig(tiny=TinyModelConfig(**SMALL)), device="cpu")
+pytestmark = pytest.mark.usefixtures("tiny_cache")
 
 
 def _collector(policy: Policy, kwargs: dict[str, Any], **limits: int) -> RolloutCollector:
