@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import pytest
 import torch
-from test_trainer import SMALL, _cache, _metrics, _rlvr, _scenario  # noqa: F401 (fixture)
+from conftest import SMALL
+from test_trainer import _metrics, _rlvr, _scenario
 
 from rlvr.envs.spaces import UnicodeText
 from rlvr.training.advantages import ADVANTAGES, EPS
@@ -26,6 +27,8 @@ from rlvr.training.reward_sources import (
     RewardMix,
 )
 from rlvr.training.rollout import GroupSpec, Rollout, RolloutGroup
+
+pytestmark = pytest.mark.usefixtures("tiny_cache")
 
 ROOT = Path(__file__).resolve().parents[1]
 
