@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +37,9 @@ class EpisodeRecord:
     truncated: bool
     reply_chars: int
     verification: str = ""
+    components: Mapping[str, float] = field(default_factory=dict)
+    """The env's ``reward_components`` at the episode's last step (``{"answer": 1.0,
+    "format": 1.0}`` for Math-v0)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class EvalReport:
     """Unbiased pass@k (Chen et al. 2021): some of k samples succeeds."""
     pass_hat_k: dict[int, float] = field(default_factory=dict)
     """pass^k (Yao et al. 2024, tau-bench): all of k samples succeed."""
+    mean_components: dict[str, float] = field(default_factory=dict)
+    """Each reward component averaged over the episodes that report it."""
     per_difficulty: dict[int, GroupStats] = field(default_factory=dict)
     records: tuple[EpisodeRecord, ...] = ()
 
@@ -163,8 +168,17 @@ def summarize(
         pass_at_k={k: mean_over_tasks(pass_at_k, k) for k in ks},
         pass_hat_k={k: mean_over_tasks(pass_hat_k, k) for k in ks},
         per_difficulty={level: _group(by_level[level]) for level in sorted(by_level)},
+        mean_components=_mean_components(records),
         records=tuple(records),
     )
+
+
+def _mean_components(records: Sequence[EpisodeRecord]) -> dict[str, float]:
+    values: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        for key, value in record.components.items():
+            values[key].append(value)
+    return {key: sum(v) / len(v) for key, v in sorted(values.items())}
 
 
 @dataclass
@@ -194,7 +208,19 @@ def _finish(live: _Live, terminated: bool, info: dict[str, Any]) -> EpisodeRecor
         truncated=not terminated,
         reply_chars=live.reply_chars,
         verification=str(info.get("verification", "")),
+        components=_numeric(info.get("reward_components")),
     )
+
+
+def _numeric(components: Any) -> dict[str, float]:
+    """The numeric entries of an env's ``reward_components`` (anything else is ignored)."""
+    if not isinstance(components, Mapping):
+        return {}
+    return {
+        str(key): float(value)
+        for key, value in components.items()
+        if isinstance(value, int | float) and math.isfinite(value)
+    }
 
 
 def evaluate(

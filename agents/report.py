@@ -26,6 +26,7 @@ def render_report(report: EvalReport) -> Group:
         ("truncated", _pct(report.truncated_rate)),
         ("mean tokens", "n/a" if report.mean_tokens is None else f"{report.mean_tokens:.1f}"),
         ("mean reply chars", f"{report.mean_reply_chars:.1f}"),
+        *((f"mean {key}", f"{value:.3f}") for key, value in report.mean_components.items()),
     ]
     for name, value in rows:
         summary.add_row(name, value)

@@ -25,10 +25,22 @@ from rlvr.envs.remote.command import add_serve_arguments, non_negative_int, posi
 
 if TYPE_CHECKING:
     from rlvr.agents import Agent
+    from rlvr.agents.base import SamplingConfig
 
 
 class UserError(Exception):
     """An error in what the user asked for: reported in one line, exit status 2."""
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,12 +89,12 @@ def _make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env[str, str]:
         raise UserError(f"cannot make {env_id}: {error}") from None
 
 
-def _load_agent(spec: str, env_id: str) -> Agent:
+def _load_agent(spec: str, env_id: str, sampling: SamplingConfig | None = None) -> Agent:
     from rlvr.agents import load_agent
 
     _importable_cwd()
     try:
-        return load_agent(spec, env_id=env_id)
+        return load_agent(spec, env_id=env_id, sampling=sampling)
     except (ValueError, ImportError, AttributeError, TypeError, OSError) as error:
         raise UserError(f"cannot load agent {spec!r}: {error}") from None
 
@@ -122,6 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from tqdm import tqdm
 
+    from rlvr.agents.base import SamplingConfig
     from rlvr.agents.evaluation import evaluate
     from rlvr.agents.report import render_report
 
@@ -129,7 +142,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     env_id = _resolve_env_id(args.env_id)
     _make_env(env_id, kwargs).close()  # fail fast on a bad id or kwargs
     json_path = _writable(args.json) if args.json else None
-    agent = _load_agent(args.agent, env_id)
+    sampling = SamplingConfig(
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.sample_seed
+    )
+    agent = _load_agent(args.agent, env_id, sampling)
     total = args.episodes * args.samples
     with tqdm(total=total, desc=f"eval {env_id}", unit="ep", disable=args.quiet) as bar:
         report = evaluate(
@@ -282,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", type=positive_int, default=1, help="samples per task (pass@k)"
     )
     evaluate.add_argument("--difficulty", type=non_negative_int, help="pin the difficulty level")
+    evaluate.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        default=1.0,
+        help="sampling temperature of model-backed agents (0 = greedy)",
+    )
+    evaluate.add_argument(
+        "--max-new-tokens", type=positive_int, default=512, help="reply budget per turn"
+    )
+    evaluate.add_argument("--sample-seed", type=int, help="seed of the agent's sampler")
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=32, help="episodes in lockstep"
     )

@@ -50,6 +50,8 @@ def test_eval_prints_a_table_and_writes_json(capsys, tmp_path):
     assert set(data["per_difficulty"]) <= {"0", "1", "2", "3"}
     assert data["ci_low"] < 1.0 == data["ci_high"]
     assert data["mean_tokens"] is None  # a scripted agent counts no tokens
+    assert data["mean_components"] == {"answer": 1.0, "format": 1.0}
+    assert "mean format" in out
 
 
 def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
@@ -60,6 +62,10 @@ def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
     data = json.loads(path.read_text())
     assert data["episodes"] == 12 and set(data["pass_at_k"]) == {"1", "2", "3"}
     assert set(data["per_difficulty"]) == {"0"}
+    # the random agent's replies: each component is an average of 0/1 verdicts, one per episode
+    components = data["mean_components"]
+    assert set(components) == {"answer", "format"}
+    assert all(12 * value == round(12 * value) for value in components.values())
 
 
 @pytest.mark.parametrize(
@@ -68,6 +74,9 @@ def test_eval_with_samples_reports_pass_at_k(capsys, tmp_path):
         (["eval", "rlvr/Nope-v0"], "unknown env id"),
         (["eval", "rlvr/Math-v0", "--episodes", "-3"], "must be >= 1"),
         (["eval", "rlvr/Math-v0", "--episodes", "many"], "expected an integer"),
+        (["eval", "rlvr/Math-v0", "--temperature", "-1"], "finite number >= 0"),
+        (["eval", "rlvr/Math-v0", "--temperature", "nan"], "finite number >= 0"),
+        (["eval", "rlvr/Math-v0", "--max-new-tokens", "0"], "must be >= 1"),
         (["eval", "rlvr/Math-v0", "--agent", "nonsense"], "agent"),
         (["eval", "rlvr/Math-v0", "--env-arg", "max_turns=0"], "max_turns"),
         (["eval", "rlvr/Math-v0", "--env-arg", "oops"], "KEY=VALUE"),
@@ -116,3 +125,21 @@ def test_console_script_checks_an_external_domain_from_its_folder():
     )
     assert result.returncode == 0, result.stderr
     assert "all 5 checks passed" in result.stdout
+
+
+@pytest.mark.usefixtures("tiny_cache")
+def test_eval_passes_sampling_settings_to_a_model_agent(capsys, tmp_path):
+    argv = "eval rlvr/Math-v0 --agent tiny --episodes 4 --samples 2 --difficulty 0 --quiet"
+
+    def replies(options: str) -> list[tuple[int, int]]:
+        path = tmp_path / "eval.json"
+        code, _, _ = run(capsys, *argv.split(), *options.split(), "--json", str(path), "--records")
+        assert code == 0
+        data = json.loads(path.read_text())
+        assert 0 < data["mean_tokens"] <= 5  # the reply budget holds
+        chars = {(r["task_index"], r["sample"]): r["reply_chars"] for r in data["records"]}
+        return [(chars[task, 0], chars[task, 1]) for task in range(4)]
+
+    # greedy: both samples of a task are the same reply; sampled: some differ
+    assert all(a == b for a, b in replies("--temperature 0 --max-new-tokens 5"))
+    assert any(a != b for a, b in replies("--temperature 1.5 --max-new-tokens 5 --sample-seed 1"))

@@ -67,7 +67,66 @@ def test_solver_worked_share_is_reproducible_and_always_right():
     assert direct[1.0] < direct[0.5] < direct[0.0]
 
 
+def test_solver_boxed_share_writes_prose_answers_the_env_refuses():
+    env = gym.make("rlvr/Math-v0", families=["arithmetic"])
+    outcomes = []
+    for seed in range(80):
+        observation, _ = env.reset(seed=seed, options={"difficulty": 0})
+        reply = MathSolver(boxed=0.4).act([Message("user", observation)])
+        assert MathSolver(boxed=0.4).act([Message("user", observation)]) == reply
+        _, reward, _, _, info = env.step(reply)
+        boxed = "\\boxed{" in reply
+        # a prose answer states the right value but scores 0 (and fails the format)
+        assert reward == float(boxed), (observation, reply)
+        assert info["reward_components"]["format"] == float(boxed)
+        outcomes.append(boxed)
+    assert 0.25 < sum(outcomes) / len(outcomes) < 0.55
+    # worked steps and the answer format are chosen independently: both kinds of worked reply
+    styles = set()
+    for seed in range(80):
+        observation, _ = env.reset(seed=seed, options={"difficulty": 0})
+        reply = MathSolver(worked=1.0, boxed=0.4).act([Message("user", observation)])
+        if not reply.startswith("The answer"):
+            styles.add("\\boxed{" in reply)
+    assert styles == {True, False}
+
+
+def test_solver_hedged_share_adds_a_second_guess_the_env_refuses():
+    env = gym.make("rlvr/Math-v0", families=["arithmetic"])
+    hedges = 0
+    for seed in range(80):
+        observation, _ = env.reset(seed=seed, options={"difficulty": 0})
+        reply = MathSolver(hedged=0.6).act([Message("user", observation)])
+        _, reward, _, _, info = env.step(reply)
+        hedged = ", or maybe \\boxed{" in reply
+        assert reward == float(not hedged) == info["reward_components"]["format"], reply
+        if hedged:  # the first guess is the right answer, the second one more
+            first, second = (int(part.split("}")[0]) for part in reply.split("\\boxed{")[1:])
+            assert second == first + 1 and info["verification"].startswith("hedged")
+        hedges += hedged
+    assert 0.45 < hedges / 80 < 0.75
+
+
+def test_solver_boxes_its_answer_after_feedback():
+    env = gym.make("rlvr/Math-v0", families=["arithmetic"], max_turns=2)
+    solver = MathSolver(boxed=0.0, hedged=1.0)
+    observation, _ = env.reset(seed=3, options={"difficulty": 0})
+    first = solver.act([Message("user", observation)])
+    feedback, reward, terminated, _, _ = env.step(first)
+    assert "\\boxed" not in first and reward == 0.0 and not terminated
+    assert "no \\boxed" in feedback
+    dialogue = [
+        Message("user", observation),
+        Message("assistant", first),
+        Message("user", feedback),
+    ]
+    second = solver.act(dialogue)
+    _, reward, terminated, _, _ = env.step(second)
+    assert reward == 1.0 and terminated
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
-def test_solver_rejects_a_bad_share(share):
-    with pytest.raises(ValueError, match="worked must be a share"):
-        MathSolver(worked=share)
+@pytest.mark.parametrize("name", ["worked", "boxed", "hedged"])
+def test_solver_rejects_a_bad_share(name, share):
+    with pytest.raises(ValueError, match=f"{name} must be a share"):
+        MathSolver(**{name: share})

@@ -20,6 +20,8 @@ import rlvr
 from rlvr.envs.spaces import UnicodeText
 from rlvr.training.config import (
     ConfigError,
+    EnvConfig,
+    SFTConfig,
     load_config,
     parse_config,
 )
@@ -198,6 +200,8 @@ def test_a_run_writes_every_artifact(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert set(summary["before"]) >= {"success_rate"} and set(summary["after"]) >= {"success_rate"}
     assert json.loads((run / "eval.json").read_text())["after"] == summary["after"]
+    components = summary["after"]["per_env"]["rlvr/Math-v0"]["components"]
+    assert set(components) == {"answer", "format"} and all(0 <= v <= 1 for v in components.values())
     records = _metrics(run)
     assert [r["step"] for r in records] == [1, 2, 3]
     for key in (
@@ -367,6 +371,14 @@ def test_two_processes_train_with_ddp(tmp_path: Path) -> None:
         (
             ["envs.0.solver={worked: 0.3}", "sft.data=chats.jsonl"],
             "envs[].solver of ['rlvr/Math-v0'] only shapes the warm-up's scripted transcripts",
+        ),
+        (
+            ["sft.successful_only=false", "sft.steps=0"],
+            "sft.successful_only=false only shapes the warm-up's scripted transcripts: it needs",
+        ),
+        (
+            ["sft.env_kwargs={max_turns: 1}", "sft.data=chats.jsonl"],
+            "sft.env_kwargs only shapes the warm-up's scripted transcripts: it needs",
         ),
         (
             [
@@ -584,3 +596,33 @@ def test_remove_partial_restores_a_step_retired_by_a_killed_re_save(tmp_path: Pa
     assert [c.step for c in list_checkpoints(tmp_path)] == [2, 4]
     assert (folder / "step-000004" / "trainer.pt").read_bytes() == b"old 4"
     assert (folder / "step-000002" / "trainer.pt").read_bytes() == b"kept 2"
+
+
+def test_warm_up_transcripts_follow_the_solver_and_sft_settings() -> None:
+    from rlvr.training.sft import scripted_chats
+
+    envs = [
+        EnvConfig(
+            id="rlvr/Math-v0",
+            difficulty=0,
+            kwargs={"families": ["arithmetic"], "max_turns": 3},
+            solver={"boxed": 0.0},
+        )
+    ]
+    # with retries, the solver recovers after the env's hint: two-turn winning transcripts
+    chats = scripted_chats(envs, SFTConfig(steps=1, episodes=6))
+    assert len(chats) == 6
+    assert all([m.role for m in chat][-3:] == ["assistant", "user", "assistant"] for chat in chats)
+    assert all(
+        "\\boxed" not in chat[-3].content and "\\boxed" in chat[-1].content for chat in chats
+    )
+    # single-shot episodes: every prose answer loses, and only successful_only=false keeps them
+    single = {"max_turns": 1}
+    with pytest.raises(ValueError, match="won no episode"):
+        scripted_chats(envs, SFTConfig(steps=1, episodes=6, env_kwargs=single))
+    chats = scripted_chats(
+        envs, SFTConfig(steps=1, episodes=6, env_kwargs=single, successful_only=False)
+    )
+    assert len(chats) == 6
+    assert all(chat[-1].role == "assistant" and "\\boxed" not in chat[-1].content for chat in chats)
+    assert all(sum(m.role == "assistant" for m in chat) == 1 for chat in chats)

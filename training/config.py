@@ -387,6 +387,14 @@ class SFTConfig(_Section):
     lr: float = Field(1e-3, gt=0.0)
     seed_offset: int = 1 << 29
     """SFT episodes use seeds from here on, apart from RL (0..) and eval seeds."""
+    env_kwargs: dict[str, Any] = {}
+    """Keyword arguments that override ``envs[].kwargs`` for the warm-up's solver episodes
+    only (``{max_turns: 1}``: single-shot transcripts for a run that trains with retries).
+    Not used with ``data``."""
+    successful_only: bool = True
+    """Learn only from the solver episodes the env judged successful; ``false`` imitates the
+    solver whatever it scored (a demonstrator whose answer format differs from the verifier's,
+    say). Not used with ``data``."""
     hand_over_optimizer: bool = False
     """Start RL's AdamW from the warm-up's moment estimates (at RL's learning rate) instead
     of from zero, so the first RL steps are not sign-like jumps of size ``lr``."""
@@ -488,11 +496,17 @@ def _check_used(config: TrainConfig) -> None:
             "sft.steps > 0 and algorithm.optimizer adamw"
         )
     solved = [env.id for env in config.envs if env.solver]
-    if solved and (sft.data is not None or sft.steps == 0):
-        raise ValueError(
-            f"envs[].solver of {solved} only shapes the warm-up's scripted transcripts: it "
-            "needs sft.steps > 0 and no sft.data"
-        )
+    shaping = {
+        f"envs[].solver of {solved}": bool(solved),
+        "sft.successful_only=false": not sft.successful_only,
+        "sft.env_kwargs": bool(sft.env_kwargs),
+    }
+    for name in (name for name, used in shaping.items() if used):
+        if sft.data is not None or sft.steps == 0:
+            raise ValueError(
+                f"{name} only shapes the warm-up's scripted transcripts: it needs "
+                "sft.steps > 0 and no sft.data"
+            )
     if algo.token_credit.name == "turn" and [(r.name, r.params) for r in algo.rewards] != [
         ("env", {})
     ]:

@@ -399,6 +399,7 @@ def _evaluate(state: RunState) -> dict[str, Any]:
             "ci_low": report.ci_low,
             "ci_high": report.ci_high,
             "mean_reward": report.mean_reward,
+            "components": report.mean_components,
             "episodes": report.episodes,
         }
         successes += report.success_rate * report.episodes

@@ -77,19 +77,20 @@ def read_chats(path: str | Path) -> list[list[Message]]:
 
 
 def scripted_chats(envs: Sequence[EnvConfig], config: SFTConfig) -> list[list[Message]]:
-    """Winning episodes of each env's scripted solver, on seeds ``config.seed_offset + i``."""
+    """Episodes of each env's scripted solver, on seeds ``config.seed_offset + i``: the
+    winning ones, or all of them when ``config.successful_only`` is false."""
     from rlvr.agents.registry import load_agent
 
     chats = []
     for env_config in envs:
-        env = gym.make(env_config.id, **env_config.kwargs)
+        env = gym.make(env_config.id, **{**env_config.kwargs, **config.env_kwargs})
         agent = load_agent("scripted", env_id=env_config.id, **env_config.solver)
         options = {"difficulty": env_config.difficulty} if env_config.difficulty is not None else {}
         if env_config.curriculum is not None:
             options = {"difficulty": env_config.curriculum.start}
         for i in range(config.episodes):
             transcript = play(env, agent.act, seed=config.seed_offset + i, options=options or None)
-            if transcript.success:
+            if transcript.success or not config.successful_only:
                 chats.append(transcript.messages())
         env.close()
     if not chats:

@@ -351,6 +351,19 @@ def solve(problem: str) -> str | None:
     return None
 
 
+def _chosen(salt: bytes, problem: str, share: float) -> bool:
+    """Whether ``problem`` falls in a share of problems fixed by a salted hash of its text."""
+    return zlib.crc32(salt + problem.encode()) < share * 2**32
+
+
+def _near(answer: str) -> str:
+    """A different answer close to ``answer`` (one more, for anything not an integer: 1)."""
+    try:
+        return str(int(answer) + 1)
+    except ValueError:
+        return "1" if answer != "1" else "2"
+
+
 class MathSolver(Agent):
     """Solves generated ``rlvr/Math-v0`` problems from their text, answering ``\\boxed{...}``.
 
@@ -360,15 +373,27 @@ class MathSolver(Agent):
             :mod:`~rlvr.agents.scripted.math_steps`) instead of the answer alone. Which
             problems get the worked reply is fixed by a hash of the problem text, so the
             transcripts are reproducible. 0 (the default) never shows steps, 1 always does.
+        boxed: the share of first answers written in the env's format, ``\\boxed{...}``; the
+            others state the answer in prose (``The answer is 7.``), as transcripts from a
+            source with another answer convention do, and score 0 in ``rlvr/Math-v0``. Which
+            problems get which is fixed by a (separate) hash of the problem text. After
+            feedback the solver always boxes its answer. 1 (the default) always boxes.
+        hedged: the share of first answers followed by a second, different guess
+            (``The answer is \\boxed{7}, or maybe \\boxed{8}``), which ``rlvr/Math-v0``
+            refuses as a hedge (reward 0, format 0). Chosen by a third hash of the problem
+            text; never after feedback. 0 (the default) never hedges.
     """
 
     name = "scripted"
 
-    def __init__(self, worked: float = 0.0):
-        if not (math.isfinite(worked) and 0.0 <= worked <= 1.0):
-            raise ValueError(f"worked must be a share in [0, 1], got {worked!r}")
+    def __init__(self, worked: float = 0.0, boxed: float = 1.0, hedged: float = 0.0):
+        for name, share in (("worked", worked), ("boxed", boxed), ("hedged", hedged)):
+            if not (isinstance(share, int | float) and math.isfinite(share) and 0 <= share <= 1):
+                raise ValueError(f"{name} must be a share in [0, 1], got {share!r}")
         super().__init__()
         self.worked = worked
+        self.boxed = boxed
+        self.hedged = hedged
 
     def act(self, dialogue: Sequence[Message]) -> str:
         """Solve the first user message of ``dialogue``; after feedback, answer again."""
@@ -379,11 +404,18 @@ class MathSolver(Agent):
             answer = None
         if answer is None:
             return GIVE_UP
-        return f"{self._steps(problem, answer)}The answer is \\boxed{{{answer}}}"
+        steps = self._steps(problem, answer)
+        if any(m.role == "assistant" for m in dialogue):  # a retry: follow the env's format
+            return f"{steps}The answer is \\boxed{{{answer}}}"
+        if not _chosen(b"boxed:", problem, self.boxed):
+            return f"{steps}The answer is {answer}."
+        if _chosen(b"hedged:", problem, self.hedged):
+            return f"{steps}The answer is \\boxed{{{answer}}}, or maybe \\boxed{{{_near(answer)}}}"
+        return f"{steps}The answer is \\boxed{{{answer}}}"
 
     def _steps(self, problem: str, answer: str) -> str:
         """``"a + b = c. c \\times d = e. "`` when this problem gets a worked reply, else ``""``."""
-        if zlib.crc32(problem.encode()) >= self.worked * 2**32:
+        if not _chosen(b"", problem, self.worked):
             return ""
         worked = worked_steps(problem)
         if worked is None or len(worked[0]) < 2 or str(worked[1]) != answer:
