@@ -7,7 +7,7 @@ teacher is averaged over every sampled token. Printed per checkpoint with the st
 the run had generated and its wall time by then (from ``metrics.jsonl``).
 
     python benchmarks/distill_eval.py runs/compare/opd/*/seed0 \\
-        --teacher runs/quickstart/checkpoints/step-000000/model --episodes 64 \\
+        --teacher runs/warm/checkpoints/step-000000/model --episodes 64 \\
         --plot docs/results/opd/reverse_kl.png
 
 Writes ``distill_eval.json`` into each run folder (read back instead of recomputed when the

@@ -9,10 +9,12 @@ the first ``K`` snapshots; this script then measures, against the real checkpoin
 * held-out success (greedy, ``--episodes`` problems of the run's scenario, evaluated through
   ``rlvr train ... run.steps=0``) of the predicted and of the real checkpoints.
 
-    python benchmarks/relex_experiment.py runs/relex-grpo --scenario scenarios/quickstart.yaml \\
+    python benchmarks/relex_experiment.py runs/relex-grpo --scenario scenarios/warmup.yaml \\
         --observe 4 --targets 10 20 40 80 160 --out docs/results/relex
 
-Writes ``summary.json``, ``summary.md`` and ``relex.png`` to ``--out``. Evaluations already
+Overrides after ``--`` go to every evaluation (``-- 'envs.0.solver={}'`` for a scenario whose
+warm-up settings do not apply to a saved model). Writes ``summary.json``, ``summary.md`` and
+``relex.png`` to ``--out``. Evaluations already
 made (``RUN/eval-relex-S``, ``RUN/eval-real-S``) are read back.
 """
 
@@ -36,13 +38,13 @@ def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return float(sum(((a[k].float() - b[k].float()) ** 2).sum() for k in a) ** 0.5)
 
 
-def held_out(scenario: Path, model: Path, out: Path, episodes: int) -> float:
+def held_out(scenario: Path, model: Path, out: Path, episodes: int, overrides: list[str]) -> float:
     summary = out / "eval.json"
     if not summary.exists():
         command = [
             sys.executable, "-m", "rlvr", "train", str(scenario), f"model.name={model}",
             "sft.steps=0", "run.steps=0", f"eval.episodes={episodes}", "run.progress=false",
-            f"run.output_dir={out}",
+            f"run.output_dir={out}", *overrides,
         ]  # fmt: skip
         subprocess.run(command, check=True)
     return float(json.loads(summary.read_text())["before"]["success_rate"])
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", type=int, nargs="+", required=True)
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("overrides", nargs="*", help="scenario overrides for the evaluations")
     args = parser.parse_args(argv)
     steps = sorted(int(p.name.split("-")[1]) for p in (args.run / "checkpoints").glob("step-*"))
     observed = steps[: args.observe]
@@ -71,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         row: dict[str, float | int | None] = {
             "step": step,
             "relex_success": held_out(
-                args.scenario, predicted_dir, args.run / f"eval-relex-{step}", args.episodes
+                args.scenario,
+                predicted_dir,
+                args.run / f"eval-relex-{step}",
+                args.episodes,
+                args.overrides,
             ),
             "real_success": None,
             "relex_error": None,
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             row["keep_last_error"] = distance(last, real) / moved
             row["real_success"] = held_out(
                 args.scenario, checkpoint(args.run, step), args.run / f"eval-real-{step}",
-                args.episodes,
+                args.episodes, args.overrides,
             )  # fmt: skip
         rows.append(row)
     write(args, observed, rows)

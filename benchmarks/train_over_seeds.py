@@ -10,6 +10,7 @@ Each seed changes everything random in the run: the tiny model's initial weights
 Prints a markdown table (one row per seed, then mean and standard deviation of the gain) and
 writes it with the per-seed ``eval.json`` summaries to ``--out`` (default
 ``runs/seeds/<scenario>/summary.json``). Runs that already finished are read back, not redone.
+``--plot PATH`` draws the ``--metrics`` curves per step (mean over seeds, min-max band).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, help="where the runs go")
+    parser.add_argument("--plot", type=Path, help="PNG of the training curves over seeds")
+    parser.add_argument("--metrics", nargs="+", default=["success", "reward"],
+                        help="metrics.jsonl keys to plot")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="scenario overrides (after --)")
     args = parser.parse_args(argv)
     root = args.out or Path("runs") / "seeds" / args.scenario.stem
@@ -77,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     summary = {"scenario": str(args.scenario), "rows": rows}
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.plot:
+        from compare_variants import curves, plot  # a sibling script of this one
+
+        runs = [{"curves": curves(root / f"seed{seed}", args.metrics)} for seed in args.seeds]
+        plot({args.scenario.stem: runs}, args.metrics, args.plot, f"{args.scenario} over seeds")
 
 
 if __name__ == "__main__":
