@@ -13,10 +13,16 @@ differ on those criteria. Two measures:
   of rollouts that pass every gate, the share of groups whose static reward varies (a
   non-zero GRPO advantage), and the share whose POW3R weights (the group's own contrast,
   ``--alpha``, ``--eps``) differ from the human weights by more than ``--rtol``.
+* ``plateau`` (a ``benchmarks/compare_variants.py`` ``summary.json``): the issue's measure,
+  the steps each variant takes to reach the static-weight plateau, i.e. the first step at
+  which the ``--window``-step running mean of ``--metric`` (mean over seeds) reaches the
+  static variant's mean over its last ``--window`` steps.
 
     python benchmarks/pow3r_plateau.py structure --difficulties 0 1 2 3 --tasks 200
     python benchmarks/pow3r_plateau.py rollouts runs/warm/checkpoints/step-000000/model \\
         --difficulty 1 --tasks 16 --samples 8 --json runs/pow3r_rollouts.json
+    python benchmarks/pow3r_plateau.py plateau docs/results/pow3r/summary.json \
+        --static static --metric env/rlvr/RubricQA-v0/reward
 """
 
 from __future__ import annotations
@@ -161,6 +167,43 @@ def summarize(groups: Sequence[Pow3rGroup]) -> dict[str, float]:
     }
 
 
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of the last ``window`` values (fewer at the start) at each step."""
+    return [
+        sum(values[max(0, i + 1 - window) : i + 1]) / min(window, i + 1) for i in range(len(values))
+    ]
+
+
+def steps_to_reach(values: Sequence[float], level: float, window: int) -> int | None:
+    """The first step (1-based) whose running mean reaches ``level``; ``None`` if none does."""
+    for step, value in enumerate(running_mean(values, window), 1):
+        if value >= level:
+            return step
+    return None
+
+
+def plateau_steps(
+    curves: Mapping[str, Sequence[Sequence[float]]], static: str, window: int
+) -> dict[str, Any]:
+    """Per variant, the steps to the static variant's plateau (``curves``: variant -> one
+    curve per seed; each variant's curve is the mean over its seeds, cut to the shortest)."""
+    means = {}
+    for variant, runs in curves.items():
+        length = min(len(run) for run in runs)
+        means[variant] = [sum(run[i] for run in runs) / len(runs) for i in range(length)]
+    tail = means[static][-window:]
+    level = sum(tail) / len(tail)
+    steps = {v: steps_to_reach(curve, level, window) for v, curve in means.items()}
+    return {"plateau": level, "steps": steps}
+
+
+def plateau(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`plateau_steps` of a ``compare_variants.py`` summary."""
+    results = json.loads(args.summary.read_text())["results"]
+    curves = {v: [run["curves"][args.metric] for run in runs] for v, runs in results.items()}
+    return {"metric": args.metric, **plateau_steps(curves, args.static, args.window)}
+
+
 def rollouts(args: argparse.Namespace) -> dict[str, Any]:
     """Sample the agent on held-out tasks and summarize its groups."""
     sampling = SamplingConfig(
@@ -207,12 +250,19 @@ def main(argv: list[str] | None = None) -> None:
     roll.add_argument("--batch-size", type=int, default=16)
     roll.add_argument("--alpha", type=float, default=0.5)
     roll.add_argument("--eps", type=float, default=1e-3)
-    for command in (shape, roll):
+    flat = sub.add_parser("plateau", help="steps to the static-weight plateau")
+    flat.add_argument("summary", type=Path, help="a compare_variants.py summary.json")
+    flat.add_argument("--static", default="static", help="the static-weight variant")
+    flat.add_argument("--metric", default="env/rlvr/RubricQA-v0/reward")
+    flat.add_argument("--window", type=int, default=5)
+    for command in (shape, roll, flat):
         command.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     if args.command == "structure":
         result: dict[str, Any] = {"tasks": args.tasks, "can_reweight": structure(
             args.difficulties, args.tasks)}  # fmt: skip
+    elif args.command == "plateau":
+        result = plateau(args)
     else:
         result = rollouts(args)
     printable = {k: v for k, v in result.items() if k != "per_group"}

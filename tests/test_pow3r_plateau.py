@@ -82,3 +82,20 @@ def test_rollouts_of_the_scripted_solver_pass_every_gate(tmp_path: Path):
     # a deterministic solver gives identical rollouts: no advantage, no reweighting
     assert result["groups_with_signal"] == 0.0 and result["groups_reweighted"] == 0.0
     assert len(result["per_group"]) == 2
+
+
+def test_steps_to_the_static_plateau(tmp_path: Path):
+    assert plateau.running_mean([0.0, 1.0, 2.0, 3.0], 2) == [0.0, 0.5, 1.5, 2.5]
+    assert plateau.steps_to_reach([0.0, 0.2, 0.4], 0.5, 1) is None
+    static = [[0.0, 0.2, 0.4, 0.6, 0.6], [0.0, 0.2, 0.4, 0.6, 0.8]]  # plateau (.6 + .7) / 2
+    fast = [[0.2, 0.8, 0.8, 0.8, 0.8], [0.2, 0.6, 0.6, 0.6, 0.6]]
+    summary = {"results": {v: [{"curves": {"r": c}} for c in runs]
+                           for v, runs in (("static", static), ("pow3r", fast))}}  # fmt: skip
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    out = tmp_path / "p.json"
+    plateau.main(["plateau", str(path), "--metric", "r", "--window", "2", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["plateau"] == pytest.approx(0.65)
+    # running means (w=2): static .0 .1 .3 .5 .65 -> step 5; pow3r .2 .45 .7 -> step 3
+    assert result["steps"] == {"static": 5, "pow3r": 3}
