@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("overrides", nargs="*", help="scenario overrides for the evaluations")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     steps = sorted(int(p.name.split("-")[1]) for p in (args.run / "checkpoints").glob("step-*"))
     observed = steps[: args.observe]
     base = load_file(str(checkpoint(args.run, observed[0]) / "model.safetensors"))
