@@ -1,5 +1,6 @@
-"""Shared fixtures: the example domain from docs/examples is importable in every test; tiny
-models built into a private cache (``tiny_cache``) and a small tiny policy (``policy``)."""
+"""Shared fixtures: the example domain from docs/examples and the scripts of benchmarks/ are
+importable in every test; tiny models built into a private cache (``tiny_cache``) and a small
+tiny policy (``policy``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples" / "sort_words"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
+BENCHMARKS = ROOT / "benchmarks"
+for folder in (EXAMPLES, BENCHMARKS):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import longtrace_eval as longtrace  # benchmarks/longtrace_eval.py, on sys.path through conftest
 import pytest
 
 from rlvr.agents.evaluation import EpisodeRecord
-
-
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "longtrace_eval.py"
-    spec = importlib.util.spec_from_file_location("longtrace_eval", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["longtrace_eval"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-longtrace = _load()
 
 # one right answer naming both hop entities, one wrong answer naming one of two
 GROUP = [{"outcome": 1.0, "rubric": 1.0}, {"outcome": 0.0, "rubric": 0.5}]

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import pow3r_plateau as plateau  # benchmarks/pow3r_plateau.py, on sys.path through conftest
 import pytest
 
 from rlvr.rewards.transforms import CriterionSpec
-
-
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pow3r_plateau.py"
-    spec = importlib.util.spec_from_file_location("pow3r_plateau", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pow3r_plateau"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-plateau = _load()
 
 RUBRIC = {
     "facts": {"weight": 2.0, "category": "facts", "required": True, "gate": False},
