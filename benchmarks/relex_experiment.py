@@ -14,8 +14,8 @@ the first ``K`` snapshots; this script then measures, against the real checkpoin
 
 Overrides after ``--`` go to every evaluation (``-- 'envs.0.solver={}'`` for a scenario whose
 warm-up settings do not apply to a saved model). Writes ``summary.json``, ``summary.md`` and
-``relex.png`` to ``--out``. Evaluations already
-made (``RUN/eval-relex-S``, ``RUN/eval-real-S``) are read back.
+``relex.png`` to ``--out``. Evaluations already made (``RUN/eval-relex-S``,
+``RUN/eval-real-S``) are read back.
 """
 
 from __future__ import annotations
