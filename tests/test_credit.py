@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from rlvr.training.advantages import ADVANTAGES
-from rlvr.training.credit import TOKEN_CREDIT, CreditInputs, DeltaCredit, delta_coefficients
+from rlvr.training.credit import (
+    TOKEN_CREDIT,
+    CreditInputs,
+    DeltaCredit,
+    credit_scale_spread,
+    delta_coefficients,
+    per_token,
+)
 from rlvr.training.turn_credit import (
     TurnCreditConfig,
     returns_to_go,
@@ -341,3 +348,14 @@ def test_turn_credit_feeds_token_credit():
     inputs = CreditInputs(torch.ones(2, 2), torch.full((2, 2), 0.5))
     credit = TOKEN_CREDIT.get("none")()
     assert credit(token_adv, inputs).tolist() == [[1.0, 0.5], [-1.0, -0.5]]
+
+
+def test_credit_scale_spread_by_hand():
+    before = torch.tensor([1.0, -2.0, 0.0])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1]])
+    after = torch.tensor([[1.2, 0.8, 1.0], [-2.0, -2.0, 5.0], [0.0, 0.0, 0.0]])
+    # ratios on masked tokens with a nonzero advantage: 1.2, 0.8, 1.0, 1.0, 1.0
+    # mean 1, squared deviations 0.04 + 0.04 = 0.08, unbiased variance 0.08 / 4 = 0.02
+    assert credit_scale_spread(before, after, mask) == pytest.approx(0.02**0.5)
+    assert credit_scale_spread(before, per_token(before, mask), mask) == 0.0
+    assert math.isnan(credit_scale_spread(before[:1], after[:1, :1], mask[:1, :1]))

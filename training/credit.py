@@ -104,6 +104,22 @@ def per_token(advantages: Tensor, mask: Tensor) -> Tensor:
     )
 
 
+def credit_scale_spread(before: Tensor, after: Tensor, mask: Tensor) -> float:
+    """How much token credit rescaled the advantages: the standard deviation of
+    ``after / before`` over the tokens with ``mask`` 1 and ``before != 0``.
+
+    ``before`` (N,) or (N, T) and ``after`` (N, T) as :func:`per_token` aligns them. 0 when
+    every token keeps its rollout's advantage (``none``; DelTA with lambda_min = lambda_max);
+    for DelTA it is the spread of its coefficients, within [lambda_min, lambda_max]. NaN
+    when fewer than two tokens qualify.
+    """
+    base = per_token(before, mask)
+    keep = mask.bool() & (base != 0)
+    if int(keep.sum()) < 2:
+        return float("nan")
+    return float((after[keep] / base[keep]).double().std())
+
+
 @TOKEN_CREDIT.register("none")
 @dataclass(frozen=True)
 class BroadcastCredit:

@@ -50,7 +50,7 @@ from rlvr.training.batch import (
     turn_tensors,
 )
 from rlvr.training.config import TrainConfig
-from rlvr.training.credit import TOKEN_CREDIT, CreditInputs
+from rlvr.training.credit import TOKEN_CREDIT, CreditInputs, credit_scale_spread
 from rlvr.training.distill_objectives import build_distiller
 from rlvr.training.distributed import all_min, all_sum, gather_objects, shutdown
 from rlvr.training.horizons import HORIZONS, HorizonConfig
@@ -219,7 +219,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
                     turn_mask=turn_mask.to(device),
                     turn_index=turn_index.to(device),
                 )
-                batch = replace(batch, advantages=credit(batch.advantages, credit_inputs))
+                credited = credit(batch.advantages, credit_inputs)
+                stats["credit/scale_std"] = [
+                    credit_scale_spread(batch.advantages, credited, batch.mask)
+                ]
+                batch = replace(batch, advantages=credited)
                 # reward_weight * A_env + coef * A_distill (OPD: the teacher scores the batch)
                 batch, distill_metrics = distiller.advantages(batch)
                 for key, value in distill_metrics.items():
