@@ -7,8 +7,11 @@ time), and the trainer trains it. :func:`build_tiny_model` writes an ordinary
 ``AutoModelForCausalLM.from_pretrained(path)`` / ``AutoTokenizer.from_pretrained(path)``.
 
 The tokenizer is a byte-level BPE trained with the ``tokenizers`` library on a small corpus
-of math and chat text embedded below. Its 256-symbol byte alphabet covers every byte, so any
-Unicode text round-trips through ``encode``/``decode`` exactly. Special tokens:
+of math and chat text embedded below, plus any extra text the caller passes (the trainer passes
+its envs' transcripts when ``model.tiny.tokenizer_corpus`` is ``envs``, so that names copied
+from a prompt are a few tokens each, as in a pretrained model's vocabulary, rather than spelled
+out byte by byte). Its 256-symbol byte alphabet covers every byte, so any Unicode text
+round-trips through ``encode``/``decode`` exactly. Special tokens:
 
 ========================  ==========================================================
 ``<|pad|>`` (id 0)        padding
@@ -28,9 +31,11 @@ deterministic for a given seed and takes well under a second.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,11 +94,14 @@ _CORPUS = (
 """Text the byte-level BPE merges are learned from: math, chat turns, a little code."""
 
 
-def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(
+    vocab_size: int = 512, corpus: Sequence[str] = ()
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with ChatML special tokens and chat template.
 
-    ``vocab_size`` is an upper bound: the embedded corpus yields fewer merges than a large
-    request asks for, and ``len(tokenizer)`` gives the size actually reached.
+    The merges are learned from the embedded corpus followed by ``corpus``. ``vocab_size`` is
+    an upper bound: a small corpus yields fewer merges than a large request asks for, and
+    ``len(tokenizer)`` gives the size actually reached.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -109,7 +117,7 @@ def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(_CORPUS, trainer=trainer)
+    backend.train_from_iterator([*_CORPUS, *corpus], trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS,
@@ -159,8 +167,12 @@ def build_tiny_model(
     num_heads: int = 4,
     intermediate_size: int = 176,
     max_positions: int = 2048,
+    corpus: Sequence[str] = (),
 ) -> Path:
     """Build the tiny model and tokenizer and ``save_pretrained`` both into ``path``.
+
+    ``corpus``: extra text the tokenizer's merges are learned from (see
+    :func:`build_tiny_tokenizer`).
 
     The weights are initialised under ``torch.manual_seed(seed)`` inside a forked RNG, so
     the build is deterministic and leaves the caller's global RNG state untouched.
@@ -171,7 +183,7 @@ def build_tiny_model(
     from transformers import GenerationConfig, LlamaForCausalLM
 
     path = Path(path)
-    tokenizer = build_tiny_tokenizer(vocab_size)
+    tokenizer = build_tiny_tokenizer(vocab_size, corpus)
     tokenizer.model_max_length = max_positions
     config = tiny_config(
         len(tokenizer),
@@ -204,8 +216,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "rlvr"
 
 
-def ensure_tiny_model(cache_dir: str | Path | None = None, *, seed: int = 0, **sizes: int) -> Path:
-    """The path of the cached tiny model for ``seed`` (and ``sizes``, the keyword arguments of
+def ensure_tiny_model(
+    cache_dir: str | Path | None = None,
+    *,
+    seed: int = 0,
+    corpus: Sequence[str] = (),
+    **sizes: int,
+) -> Path:
+    """The path of the cached tiny model for ``seed``, ``corpus`` (extra tokenizer text, told
+    apart in the cache by its SHA-256) and ``sizes`` (the keyword arguments of
     :func:`build_tiny_model` that set its dimensions), building it first if absent.
 
     The build goes to a temporary sibling directory that is renamed into place, so
@@ -214,13 +233,16 @@ def ensure_tiny_model(cache_dir: str | Path | None = None, *, seed: int = 0, **s
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     shape = "".join(f"-{key}{value}" for key, value in sorted(sizes.items()))
+    if corpus:
+        digest = hashlib.sha256("\0".join(corpus).encode()).hexdigest()[:16]
+        shape += f"-corpus{digest}"
     target = root / f"tiny-llama-v{TINY_VERSION}-seed{seed}{shape}"
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=root))
     try:
-        build_tiny_model(staging, seed=seed, **sizes)
+        build_tiny_model(staging, seed=seed, corpus=corpus, **sizes)
         try:
             staging.rename(target)
         except OSError:

@@ -27,7 +27,12 @@ from rlvr.agents import (
 )
 from rlvr.agents.hf import PLAIN_CHAT_TEMPLATE, HFAgent, left_pad, reply_length
 from rlvr.agents.http import AgentError, OpenAIChatAgent
-from rlvr.agents.tiny import SPECIAL_TOKENS, build_tiny_model, ensure_tiny_model
+from rlvr.agents.tiny import (
+    SPECIAL_TOKENS,
+    build_tiny_model,
+    build_tiny_tokenizer,
+    ensure_tiny_model,
+)
 from rlvr.envs.types import Message
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=10)
@@ -111,6 +116,22 @@ def test_ensure_tiny_model_builds_once(tmp_path: Path) -> None:
     assert ensure_tiny_model(tmp_path) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no staging dir left
+
+
+def test_tokenizer_corpus_learns_names_and_keys_the_cache(tmp_path: Path) -> None:
+    names = ["Kathleen Johnson lives in South Nicolasmouth."] * 50
+    plain = build_tiny_tokenizer(1024)
+    learned = build_tiny_tokenizer(1024, names)
+    text = "Kathleen Johnson -> South Nicolasmouth"
+    assert len(learned(text)["input_ids"]) <= 8 < len(plain(text)["input_ids"])
+    assert learned.decode(learned(text)["input_ids"]) == text
+    assert learned.get_vocab() == build_tiny_tokenizer(1024, names).get_vocab()  # deterministic
+    with_names = ensure_tiny_model(tmp_path, corpus=names, vocab_size=1024)
+    assert ensure_tiny_model(tmp_path, corpus=names, vocab_size=1024) == with_names
+    assert ensure_tiny_model(tmp_path, corpus=names[:1], vocab_size=1024) != with_names
+    assert ensure_tiny_model(tmp_path, vocab_size=1024) != with_names
+    loaded = transformers.AutoTokenizer.from_pretrained(with_names)
+    assert loaded(text)["input_ids"] == learned(text)["input_ids"]
 
 
 # --- HFAgent --------------------------------------------------------------------------------

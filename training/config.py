@@ -49,6 +49,14 @@ class TinyModelConfig(_Section):
     num_heads: int = Field(4, ge=1)
     intermediate_size: int = Field(176, ge=8)
     seed: int = 0
+    vocab_size: int = Field(512, ge=261)
+    """Upper bound on the BPE vocabulary (256 bytes, 5 specials, then learned merges)."""
+    tokenizer_corpus: Literal["builtin", "envs"] = "builtin"
+    """``builtin``: merges learned from a few lines of math and chat text only. ``envs``: also
+    from ``tokenizer_episodes`` scripted-solver transcripts of each of the run's envs (the SFT
+    seeds, never the held-out ones), so names and values the envs ask to copy are a few tokens
+    each, as in a pretrained model's vocabulary."""
+    tokenizer_episodes: int = Field(300, ge=1)
 
 
 class LoraConfig(_Section):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from rlvr.agents.hf import resolve_device
 from rlvr.training.chat_tokens import ChatTokens
-from rlvr.training.config import ModelConfig
+from rlvr.training.config import EnvConfig, ModelConfig, TinyModelConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,11 +51,18 @@ class Policy:
         return next(self.model.parameters()).device
 
 
-def resolve_model_source(config: ModelConfig, cache_dir: str | None = None) -> str:
-    """The path or hub id to load: builds the tiny model first when ``name == "tiny"``."""
+def resolve_model_source(
+    config: ModelConfig, cache_dir: str | None = None, envs: Sequence[EnvConfig] = ()
+) -> str:
+    """The path or hub id to load: builds the tiny model first when ``name == "tiny"``.
+
+    A tiny model whose ``tokenizer_corpus`` is ``envs`` learns its tokenizer from ``envs``'
+    scripted transcripts (:func:`rlvr.training.sft.tokenizer_corpus`), so it needs them.
+    """
     if config.name != "tiny":
         return config.name
     from rlvr.agents.tiny import ensure_tiny_model
+    from rlvr.training.sft import tokenizer_corpus
 
     tiny = config.tiny
     sizes = {
@@ -64,16 +71,31 @@ def resolve_model_source(config: ModelConfig, cache_dir: str | None = None) -> s
         "num_heads": tiny.num_heads,
         "intermediate_size": tiny.intermediate_size,
     }
-    return str(ensure_tiny_model(cache_dir, seed=tiny.seed, **sizes))
+    if tiny.vocab_size != TinyModelConfig().vocab_size:
+        sizes["vocab_size"] = tiny.vocab_size
+    corpus: list[str] = []
+    if tiny.tokenizer_corpus == "envs":
+        if not envs:
+            raise ValueError(
+                "model.tiny.tokenizer_corpus=envs learns the tokenizer from the run's envs, "
+                "but none were given"
+            )
+        corpus = tokenizer_corpus(envs, tiny.tokenizer_episodes)
+    return str(ensure_tiny_model(cache_dir, seed=tiny.seed, corpus=corpus, **sizes))
 
 
 def load_policy(
-    config: ModelConfig, *, device: str | None = None, source: str | None = None
+    config: ModelConfig,
+    *,
+    device: str | None = None,
+    source: str | None = None,
+    envs: Sequence[EnvConfig] = (),
 ) -> Policy:
-    """Load the policy with ``from_pretrained`` (see the module docstring)."""
+    """Load the policy with ``from_pretrained`` (see the module docstring); ``envs`` as in
+    :func:`resolve_model_source`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = source or resolve_model_source(config)
+    source = source or resolve_model_source(config, envs=envs)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[config.dtype])
     model.to(resolve_device(device or config.device))

@@ -182,11 +182,14 @@ def start_run(config: TrainConfig) -> RunState:
             yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
         )
         log = RunLog(root, tensorboard=config.run.tensorboard)
-        resolve_model_source(config.model)  # build the tiny model once, before the others load
+        # build the tiny model once, before the others load
+        resolve_model_source(config.model, envs=config.envs)
     barrier(info)
     checkpoints = list_checkpoints(root) if config.run.resume else []
     latest = checkpoints[-1] if checkpoints else None
-    policy = load_policy(config.model, device=str(device), source=_source(config, latest))
+    policy = load_policy(
+        config.model, device=str(device), source=_source(config, latest), envs=config.envs
+    )
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer, scheduler = _optimizer(config, parameters)
     trainable = wrap(info, policy.model, device)

@@ -98,6 +98,14 @@ def scripted_chats(envs: Sequence[EnvConfig], config: SFTConfig) -> list[list[Me
     return chats
 
 
+def tokenizer_corpus(envs: Sequence[EnvConfig], episodes: int) -> list[str]:
+    """Text a tokenizer can learn the envs' vocabulary from: every message of ``episodes``
+    scripted-solver episodes per env, won or lost, on the warm-up's seeds (never the
+    held-out evaluation seeds)."""
+    config = SFTConfig(episodes=episodes, successful_only=False)
+    return [message.content for chat in scripted_chats(envs, config) for message in chat]
+
+
 def sft_examples(
     chat: ChatTokens, envs: Sequence[EnvConfig], config: SFTConfig
 ) -> list[SFTExample]:
