@@ -12,7 +12,8 @@ variants see the same tasks at the same step. ``--common`` overrides apply to ev
 Writes to ``--out`` (default ``docs/results/<name>``): ``curves.png`` (each metric per step,
 mean over seeds with the min-max band), ``summary.json`` and ``summary.md`` (held-out success
 before and after, and each metric averaged over the last ``--window`` steps, mean and standard
-deviation over seeds). Runs go to ``runs/compare/<name>/<variant>/seed<k>`` with the overrides
+deviation over seeds; ``--held-out mean_reward components/NAME`` adds those held-out figures
+before and after). Runs go to ``runs/compare/<name>/<variant>/seed<k>`` with the overrides
 they ran with; a finished run with the same overrides is read back, not redone (its wall time
 is that of the last invocation that trained it).
 """
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,20 @@ def curves(out: Path, metrics: list[str]) -> dict[str, list[float]]:
     return {m: [float(r.get(m, float("nan"))) for r in rows] for m in metrics}
 
 
+def held_out(evaluation: dict[str, Any], phase: str, key: str) -> float:
+    """A held-out figure of ``eval.json``'s ``phase`` (``before`` or ``after``): ``mean_reward``
+    or ``components/NAME``, averaged over the envs that report it (NaN where none does)."""
+    values = []
+    for figures in evaluation[phase]["per_env"].values():
+        if key.startswith("components/"):
+            value = figures.get("components", {}).get(key.removeprefix("components/"))
+        else:
+            value = figures.get(key)
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return statistics.mean(values) if values else float("nan")
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     finite = [v for v in values if np.isfinite(v)]
     if not finite:
@@ -74,11 +90,17 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
-def summarize(results: dict[str, list[dict[str, Any]]], metrics: list[str], window: int) -> str:
+def summarize(
+    results: dict[str, list[dict[str, Any]]],
+    metrics: list[str],
+    window: int,
+    figures: Sequence[str] = (),
+) -> str:
     header = [
         "variant",
         "held-out before",
         "held-out after",
+        *[f"held-out {key} {phase}" for key in figures for phase in ("before", "after")],
         *[f"{m} (last {window})" for m in metrics],
         "wall s",
     ]
@@ -88,6 +110,10 @@ def summarize(results: dict[str, list[dict[str, Any]]], metrics: list[str], wind
         for key in ("before", "after"):
             mean, sd = _mean_sd([r[key] for r in runs])
             cells.append(f"{mean:.3f} ± {sd:.3f}")
+        for key in figures:
+            for phase in ("before", "after"):
+                mean, sd = _mean_sd([r["held_out"][key][phase] for r in runs])
+                cells.append(f"{mean:.3f} ± {sd:.3f}")
         for metric in metrics:
             mean, sd = _mean_sd([float(np.nanmean(r["curves"][metric][-window:])) for r in runs])
             cells.append(f"{mean:.3f} ± {sd:.3f}")
@@ -133,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", nargs="+", default=["success"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--common", nargs="*", default=[], help="overrides for every run")
+    parser.add_argument("--held-out", nargs="*", default=[],
+                        help="held-out figures: mean_reward, components/NAME")  # fmt: skip
     parser.add_argument("--window", type=int, default=10, help="last steps averaged")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -150,11 +178,17 @@ def main(argv: list[str] | None = None) -> None:
                     "before": evaluation["before"]["success_rate"],
                     "after": evaluation["after"]["success_rate"],
                     "wall_seconds": wall,
+                    "held_out": {
+                        key: {
+                            phase: held_out(evaluation, phase, key) for phase in ("before", "after")
+                        }
+                        for key in args.held_out
+                    },
                     "curves": curves(folder, args.metrics),
                 }
             )
     out.mkdir(parents=True, exist_ok=True)
-    table = summarize(results, args.metrics, args.window)
+    table = summarize(results, args.metrics, args.window, args.held_out)
     command = " ".join(
         shlex.quote(a)
         for a in ["python", "benchmarks/compare_variants.py", *(argv or sys.argv[1:])]
