@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("agent", help="a checkpoint folder, tiny, scripted, random...")
     parser.add_argument("--difficulty", type=int, default=0)
-    parser.add_argument("--context-chars", type=int, default=600)
+    parser.add_argument("--context-chars", type=int, default=300, help="as the scenario")
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--samples", type=int, default=8, help="rollouts per task (group size)")
     parser.add_argument("--temperature", type=float, default=1.0)
