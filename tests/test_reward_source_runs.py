@@ -83,20 +83,23 @@ class RubricParityEnv(gym.Env[str, str]):
 gym.register("test/RubricParity-v0", entry_point=RubricParityEnv)
 
 
+def _short_rl(env_id: str) -> list[str]:
+    """Overrides for a few RL steps of 8-token replies on ``env_id``: no warm-up, no eval."""
+    return [
+        f"envs=[{{id: {env_id}}}]",
+        "sft.steps=0",
+        "eval.episodes=0",
+        "rollout.max_new_tokens=8",
+        "rollout.max_total_tokens=160",
+    ]
+
+
 def test_pow3r_run_resumes_exactly_with_its_ema(tmp_path: Path) -> None:
     from rlvr.training.checkpoint import list_checkpoints
     from rlvr.training.trainer import train
 
     scenario = ROOT / "scenarios" / "pow3r.yaml"
-    base = [
-        "envs=[{id: test/RubricParity-v0}]",
-        "sft.steps=0",
-        "eval.episodes=0",
-        "rollout.max_new_tokens=8",
-        "rollout.max_total_tokens=160",
-        "algorithm.lr=1e-3",
-        "run.save_every=2",
-    ]
+    base = [*_short_rl("test/RubricParity-v0"), "algorithm.lr=1e-3", "run.save_every=2"]
     whole = [*_small(tmp_path, "whole"), *base, "run.steps=4"]
     train(load_config(scenario, whole))
     first = [*_small(tmp_path, "split"), *base, "run.steps=2"]
@@ -139,14 +142,7 @@ def test_episodes_cut_before_the_verdict_are_dropped_not_scored(tmp_path: Path) 
     from rlvr.training.trainer import train
 
     scenario = ROOT / "scenarios" / "pow3r.yaml"
-    base = [
-        "envs=[{id: test/SecondReply-v0}]",
-        "sft.steps=0",
-        "eval.episodes=0",
-        "rollout.max_new_tokens=8",
-        "rollout.max_total_tokens=160",
-        "run.steps=2",
-    ]
+    base = [*_short_rl("test/SecondReply-v0"), "run.steps=2"]
     train(load_config(scenario, [*_small(tmp_path, "full"), *base, "rollout.max_turns=2"]))
     judged = _metrics(tmp_path / "full")
     assert [r["groups_failed"] for r in judged] == [0, 0]

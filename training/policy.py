@@ -26,7 +26,7 @@ from torch import Tensor
 
 from rlvr.agents.hf import resolve_device
 from rlvr.training.chat_tokens import ChatTokens
-from rlvr.training.config import EnvConfig, ModelConfig, TinyModelConfig
+from rlvr.training.config import EnvConfig, ModelConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -70,9 +70,8 @@ def resolve_model_source(
         "num_layers": tiny.num_layers,
         "num_heads": tiny.num_heads,
         "intermediate_size": tiny.intermediate_size,
+        "vocab_size": tiny.vocab_size,
     }
-    if tiny.vocab_size != TinyModelConfig().vocab_size:
-        sizes["vocab_size"] = tiny.vocab_size
     corpus: list[str] = []
     if tiny.tokenizer_corpus == "envs":
         if not envs:
